@@ -1,0 +1,25 @@
+# The README's two commands: `make app` (set up, fetch u2netp, start the app) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: setup app demo test bench
+$(VENV)/.installed: requirements.txt requirements-test.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-test.txt
+	touch $@
+
+setup: $(VENV)/.installed
+	$(PY) -m segkit download u2netp
+
+app: setup
+	$(PY) app.py $(ARGS)
+
+demo: setup
+	$(PY) -m segkit.sample
+
+test: setup
+	$(PY) -m pytest $(ARGS)
+
+bench: setup
+	$(PY) bench/run.py $(ARGS)

@@ -1,0 +1,193 @@
+"""The public entry points: ``segment()`` for callers who want cutouts, ``process()``
+for callers (app, CLI) who want per-image results and errors without losing the
+rest of a batch."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Optional
+
+import numpy as np
+from PIL import Image
+
+from . import matting, pipeline, weights
+from .errors import InvalidInputError, SegkitError
+from .inputs import decode, describe, is_tensor, split_tensor_batch
+from .registry import ModelSpec, get_model
+from .sessions import POOL
+
+ProgressFn = Optional[Callable[[float, str], None]]
+MAX_ERODE = 100
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The seed node's parameters, validated once per call."""
+
+    model: str = "u2netp"
+    alpha_matting: bool = False
+    alpha_matting_foreground_threshold: int = 240
+    alpha_matting_background_threshold: int = 20
+    alpha_matting_erode_size: int = 10
+    post_process_mask: bool = False
+
+    def __post_init__(self):
+        get_model(self.model)  # unknown names fail before any image is touched
+        for name in ("alpha_matting_foreground_threshold", "alpha_matting_background_threshold",
+                     "alpha_matting_erode_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer, float)) or value != int(value):
+                raise InvalidInputError(f"{name}: must be a whole number, got {value!r}")
+            object.__setattr__(self, name, int(value))
+        fg, bg = self.alpha_matting_foreground_threshold, self.alpha_matting_background_threshold
+        for name, value in (("alpha_matting_foreground_threshold", fg), ("alpha_matting_background_threshold", bg)):
+            if not 0 <= value <= 255:
+                raise InvalidInputError(f"{name}: must be between 0 and 255, got {value}")
+        if self.alpha_matting and bg > fg:
+            raise InvalidInputError(
+                f"alpha_matting_background_threshold ({bg}) is above alpha_matting_foreground_threshold ({fg}); "
+                "the background threshold must be the lower one")
+        if not 0 <= self.alpha_matting_erode_size <= MAX_ERODE:
+            raise InvalidInputError(
+                f"alpha_matting_erode_size: must be between 0 and {MAX_ERODE}, got {self.alpha_matting_erode_size}")
+
+    @property
+    def spec(self) -> ModelSpec:
+        return get_model(self.model)
+
+
+@dataclass
+class Result:
+    """One image's outcome. ``error`` is set (and the images are None) when it failed."""
+
+    label: str
+    cutout: Optional[Image.Image] = None
+    mask: Optional[Image.Image] = None
+    masks: dict[str, Image.Image] = field(default_factory=dict)
+    cutouts: dict[str, Image.Image] = field(default_factory=dict)
+    seconds: float = 0.0
+    error: Optional[SegkitError] = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def model_path(spec: ModelSpec, progress: ProgressFn = None) -> Path:
+    """The ONNX file for a model, fetched (and converted, for checkpoints) if needed."""
+    path = weights.fetch_weights(spec, progress)
+    if spec.converter:
+        path = weights.converted_onnx(spec, path)
+    return path
+
+
+def session_for(spec: ModelSpec, progress: ProgressFn = None):
+    return POOL.get(spec, lambda s: model_path(s, progress))
+
+
+def preload(model: str = "u2netp", progress: ProgressFn = None) -> None:
+    """Fetch the model and build its session now, so the first request is fast."""
+    session_for(get_model(model), progress)
+
+
+def _apply_settings(image: Image.Image, mask: np.ndarray, settings: Settings) -> tuple[np.ndarray, Image.Image]:
+    """Post-process and/or matte one mask; returns the final alpha and the cutout."""
+    if settings.post_process_mask:
+        mask = pipeline.post_process(mask)
+    if not settings.alpha_matting:
+        return mask, pipeline.cutout(image, mask)
+    rgba = matting.alpha_matting(
+        np.asarray(image.convert("RGB")), mask, settings.alpha_matting_foreground_threshold,
+        settings.alpha_matting_background_threshold, settings.alpha_matting_erode_size)
+    return rgba[:, :, 3], Image.fromarray(rgba, mode="RGBA")
+
+
+def run_one(image: Image.Image, label: str, settings: Settings, session=None) -> Result:
+    """Segment one decoded image (all stages after decoding)."""
+    spec = settings.spec
+    session = session or session_for(spec)
+    start = time.perf_counter()
+    feed = {session.get_inputs()[0].name: pipeline.model_input(image, spec.preprocess)}
+    output = session.run(None, feed)[0]
+    raw_masks = pipeline.masks_from_output(output, spec, image.size)
+    result = Result(label)
+    for name, raw in zip(spec.mask_labels, raw_masks):
+        alpha, cut = _apply_settings(image, raw, settings)
+        result.masks[name] = Image.fromarray(alpha, mode="L")
+        result.cutouts[name] = cut
+    if len(raw_masks) == 1:
+        result.mask, result.cutout = result.masks[spec.mask_labels[0]], result.cutouts[spec.mask_labels[0]]
+    else:
+        alpha, result.cutout = _apply_settings(image, pipeline.union(raw_masks), settings)
+        result.mask = Image.fromarray(alpha, mode="L")
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def process(images: Iterable[Any] | Any, model: str = "u2netp", alpha_matting: bool = False,
+            alpha_matting_foreground_threshold: int = 240, alpha_matting_background_threshold: int = 20,
+            alpha_matting_erode_size: int = 10, post_process_mask: bool = False,
+            progress: ProgressFn = None) -> list[Result]:
+    """Segment a batch and return one ``Result`` per input, in order.
+
+    A bad image yields a ``Result`` with ``error`` set; the others still finish.
+    Bad parameters and unavailable models raise at once (they affect every image).
+    """
+    settings = Settings(model, bool(alpha_matting), alpha_matting_foreground_threshold,
+                        alpha_matting_background_threshold, alpha_matting_erode_size, bool(post_process_mask))
+    items = list(images) if isinstance(images, (list, tuple)) else [images]
+    session = session_for(settings.spec, progress)
+    results = []
+    for index, item in enumerate(items):
+        if progress:
+            progress(index / max(len(items), 1), f"image {index + 1} of {len(items)}")
+        start = time.perf_counter()
+        try:
+            decoded = decode(item, index)
+            result = run_one(decoded.image, decoded.label, settings, session)
+            result.seconds = time.perf_counter() - start
+        except SegkitError as exc:
+            result = Result(describe(item, index), error=exc)
+        results.append(result)
+    if progress:
+        progress(1.0, "done")
+    return results
+
+
+def segment(images: Any, model: str = "u2netp", alpha_matting: bool = False,
+            alpha_matting_foreground_threshold: int = 240, alpha_matting_background_threshold: int = 20,
+            alpha_matting_erode_size: int = 10, post_process_mask: bool = False, *,
+            only_mask: bool = False, separate_masks: bool = False, progress: ProgressFn = None):
+    """Cut the subject out of each image; returns RGBA cutouts at each input's size.
+
+    ``images``: one image or a list (PIL, numpy, bytes, path), or a ComfyUI IMAGE
+    tensor [B,H,W,C] in 0..1, which gives back a [B,H,W,4] tensor ([B,H,W] masks
+    with ``only_mask``). ``separate_masks`` returns, per image, a dict of
+    label -> cutout (three garments for u2net_cloth_seg). The first bad input
+    raises ``InvalidInputError``; use ``process()`` to keep the rest of a batch.
+    """
+    tensor_in = is_tensor(images)
+    items = split_tensor_batch(images) if tensor_in else images
+    results = process(items, model, alpha_matting, alpha_matting_foreground_threshold,
+                      alpha_matting_background_threshold, alpha_matting_erode_size, post_process_mask, progress)
+    for result in results:
+        if result.error:
+            raise result.error
+    if separate_masks:
+        outputs = [r.masks if only_mask else r.cutouts for r in results]
+    else:
+        outputs = [r.mask if only_mask else r.cutout for r in results]
+    if tensor_in:
+        return _to_tensor(outputs, like=images)
+    return outputs if isinstance(images, (list, tuple)) else outputs[0]
+
+
+def _to_tensor(outputs: list, like) -> Any:
+    import torch
+
+    if any(isinstance(o, dict) for o in outputs):
+        raise InvalidInputError("separate_masks is not supported with tensor input; use a list of images")
+    arrays = [np.asarray(o, dtype=np.float32) / 255.0 for o in outputs]
+    return torch.from_numpy(np.stack(arrays)).to(like.device)

@@ -1,0 +1,165 @@
+"""Decoding: turn whatever the caller passed into validated RGB(A) PIL images.
+
+Accepts PIL images, numpy arrays, encoded bytes, file paths and ComfyUI IMAGE
+tensors. Every failure becomes an ``InvalidInputError`` naming the input, and
+the pixel limit is checked from the header, before any pixel is decoded, so a
+decompression bomb is refused without allocating it.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import InvalidInputError
+
+DEFAULT_MAX_PIXELS = 64_000_000  # a 64 MP photo is processed; a 60000x60000 "PNG" is not
+
+
+def max_pixels() -> int:
+    """Largest image (width x height) accepted; ``SEGKIT_MAX_PIXELS`` overrides."""
+    return int(os.getenv("SEGKIT_MAX_PIXELS", DEFAULT_MAX_PIXELS))
+
+
+@dataclass
+class Decoded:
+    """One input image ready for the pipeline, with the label used in messages."""
+
+    image: Image.Image  # mode RGB or RGBA, EXIF orientation applied
+    label: str
+
+
+def is_tensor(obj: Any) -> bool:
+    return type(obj).__module__.startswith("torch") and hasattr(obj, "detach")
+
+
+def describe(obj: Any, index: int) -> str:
+    """A short name for an input: its file name where it has one."""
+    if isinstance(obj, (str, os.PathLike)):
+        return os.path.basename(os.fspath(obj)) or os.fspath(obj)
+    name = getattr(obj, "filename", "") or getattr(obj, "name", "")
+    if isinstance(name, str) and name:
+        return os.path.basename(name)
+    return f"image #{index + 1}"
+
+
+def _check_size(width: int, height: int, label: str) -> None:
+    if width < 1 or height < 1:
+        raise InvalidInputError(f"{label}: image has no pixels ({width}x{height})")
+    limit = max_pixels()
+    if width * height > limit:
+        raise InvalidInputError(
+            f"{label}: image is {width}x{height} = {width * height / 1e6:.0f} MP, over the "
+            f"{limit / 1e6:.0f} MP limit (set SEGKIT_MAX_PIXELS to raise it)")
+
+
+def _to_rgb_modes(img: Image.Image) -> Image.Image:
+    """Normalise any Pillow mode to RGB, or RGBA where the image carries transparency."""
+    if img.mode in ("RGB", "RGBA"):
+        return img
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        values = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if img.mode.startswith("I;16") or values.max(initial=0) > 255 else 255.0
+        return Image.fromarray(np.clip(values / top * 255.0 + 0.5, 0, 255).astype(np.uint8)).convert("RGB")
+    has_alpha = img.mode in ("LA", "PA", "La", "RGBa") or "transparency" in img.info
+    return img.convert("RGBA" if has_alpha else "RGB")
+
+
+def _open_encoded(data: bytes | str | os.PathLike, label: str) -> Image.Image:
+    try:
+        img = Image.open(io.BytesIO(data) if isinstance(data, (bytes, bytearray, memoryview)) else data)
+    except FileNotFoundError:
+        raise InvalidInputError(f"{label}: file not found") from None
+    except IsADirectoryError:
+        raise InvalidInputError(f"{label}: is a folder, not an image file") from None
+    except (UnidentifiedImageError, ValueError):
+        raise InvalidInputError(f"{label}: not an image Pillow can read (unknown or unsupported format)") from None
+    except Image.DecompressionBombError as exc:
+        raise InvalidInputError(f"{label}: refused as a decompression bomb ({exc})") from None
+    except OSError as exc:
+        raise InvalidInputError(f"{label}: cannot be read ({exc.strerror or exc})") from None
+    _check_size(*img.size, label)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img.load()  # animated images load their first frame
+    except Exception as exc:  # noqa: BLE001 - Pillow raises OSError, SyntaxError, struct.error...
+        raise InvalidInputError(f"{label}: image data is truncated or corrupt ({exc})") from None
+    return img
+
+
+def _from_array(arr: np.ndarray, label: str) -> Image.Image:
+    """HxW, HxWx1, HxWx3 or HxWx4 arrays; uint8/uint16, bool, or floats in 0..1."""
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[:, :, 0]
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)):
+        raise InvalidInputError(f"{label}: array shape {arr.shape} is not HxW, HxWx3 or HxWx4")
+    _check_size(arr.shape[1], arr.shape[0], label)
+    if arr.dtype == np.bool_:
+        arr = arr.astype(np.uint8) * 255
+    elif arr.dtype == np.uint16:
+        arr = (arr.astype(np.uint32) * 255 + 32767) // 65535
+    elif np.issubdtype(arr.dtype, np.floating):
+        if not np.isfinite(arr).all():
+            raise InvalidInputError(f"{label}: array contains NaN or infinite values")
+        if arr.min() < 0 or arr.max() > 1:
+            raise InvalidInputError(
+                f"{label}: float array values must lie in 0..1 (got {arr.min():.3g}..{arr.max():.3g})")
+        arr = np.round(arr * 255.0)
+    elif not np.issubdtype(arr.dtype, np.integer) or arr.min(initial=0) < 0 or arr.max(initial=0) > 255:
+        raise InvalidInputError(f"{label}: array dtype {arr.dtype} with values outside 0..255 is not supported")
+    return Image.fromarray(np.ascontiguousarray(arr, dtype=np.uint8))
+
+
+def decode(obj: Any, index: int = 0) -> Decoded:
+    """Turn one input into a ``Decoded`` RGB(A) image, or raise ``InvalidInputError``."""
+    label = describe(obj, index)
+    if isinstance(obj, Image.Image):
+        _check_size(*obj.size, label)
+        img = obj
+        try:
+            img.load()
+        except Exception as exc:  # noqa: BLE001 - a lazily opened file may be truncated
+            raise InvalidInputError(f"{label}: image data is truncated or corrupt ({exc})") from None
+    elif isinstance(obj, (bytes, bytearray, memoryview)):
+        if len(obj) == 0:
+            raise InvalidInputError(f"{label}: empty data (0 bytes)")
+        img = _open_encoded(obj, label)
+    elif isinstance(obj, (str, os.PathLike)):
+        path = Path(obj)
+        if path.is_file() and path.stat().st_size == 0:
+            raise InvalidInputError(f"{label}: empty file (0 bytes)")
+        img = _open_encoded(path, label)
+    elif isinstance(obj, np.ndarray):
+        img = _from_array(obj, label)
+    elif is_tensor(obj):
+        img = _from_array(obj.detach().cpu().float().numpy(), label)
+    else:
+        raise InvalidInputError(
+            f"{label}: unsupported input type {type(obj).__name__}; pass a PIL image, numpy array, "
+            "bytes, a file path or a torch tensor")
+    try:
+        img = ImageOps.exif_transpose(img)
+    except Exception:  # noqa: BLE001 - a broken EXIF block should not lose the image
+        pass
+    return Decoded(_to_rgb_modes(img), label)
+
+
+def split_tensor_batch(batch: Any) -> list[np.ndarray]:
+    """A ComfyUI IMAGE tensor [B,H,W,C] (floats 0..1) as a list of HxWxC float arrays."""
+    if batch.ndim == 3:
+        batch = batch[None]
+    if batch.ndim != 4 or batch.shape[-1] not in (1, 3, 4):
+        raise InvalidInputError(
+            f"image tensor: shape {tuple(batch.shape)} is not [B,H,W,C] with C in 1, 3 or 4")
+    if not batch.dtype.is_floating_point:
+        raise InvalidInputError(f"image tensor: dtype {batch.dtype} is not floating point (expected 0..1 floats)")
+    array = batch.detach().cpu().float().numpy()
+    return [array[i] for i in range(array.shape[0])]

@@ -1,0 +1,143 @@
+"""onnxruntime sessions: the only process-wide state segkit keeps.
+
+Sessions are built lazily, exactly once per model even when threads race for
+the first one, shared by every later call, and kept in a small LRU so cycling
+through all models cannot exhaust memory. CUDA is used only after proving it
+works on this host: onnxruntime-gpu advertises CUDA even when its libraries are
+missing, then logs red errors and silently runs on CPU.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import glob
+import logging
+import os
+import threading
+from collections import Counter, OrderedDict
+from pathlib import Path
+
+import onnxruntime as ort
+
+from .errors import ModelLoadError
+from .registry import ModelSpec
+
+log = logging.getLogger("segkit")
+CPU = ["CPUExecutionProvider"]
+CUDA = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+
+
+def _cuda_driver_has_device() -> bool:
+    """Ask the CUDA driver directly whether a GPU is present (no onnxruntime noise)."""
+    try:
+        cuda = ctypes.CDLL("libcuda.so.1")
+        count = ctypes.c_int(0)
+        return cuda.cuInit(0) == 0 and cuda.cuDeviceGetCount(ctypes.byref(count)) == 0 and count.value > 0
+    except (OSError, AttributeError):
+        return False
+
+
+def _cuda_provider_loads() -> bool:
+    """Load onnxruntime's CUDA provider library: fails quietly when CUDA/cuDNN are missing."""
+    if hasattr(ort, "preload_dlls"):
+        try:  # picks up CUDA/cuDNN shipped in pip wheels (torch's nvidia-* packages)
+            ort.preload_dlls(directory="")
+        except Exception:  # noqa: BLE001 - absence is the common case on CPU hosts
+            pass
+    capi = Path(ort.__file__).parent / "capi"
+    libs = glob.glob(str(capi / "libonnxruntime_providers_cuda.so")) + glob.glob(
+        str(capi / "onnxruntime_providers_cuda.dll"))
+    if not libs:
+        return False
+    try:
+        ctypes.CDLL(str(Path(libs[0]).parent / "libonnxruntime_providers_shared.so"), mode=ctypes.RTLD_GLOBAL)
+    except OSError:
+        pass
+    try:
+        ctypes.CDLL(libs[0])
+        return True
+    except OSError as exc:
+        log.info("CUDA provider unavailable, using CPU: %s", exc)
+        return False
+
+
+@functools.lru_cache(maxsize=1)
+def providers() -> tuple[str, ...]:
+    """The execution providers to use: ``SEGKIT_DEVICE=cpu|cuda`` overrides detection."""
+    wanted = os.getenv("SEGKIT_DEVICE", "auto").lower()
+    if wanted == "cpu" or "CUDAExecutionProvider" not in ort.get_available_providers():
+        return tuple(CPU)
+    if wanted == "cuda" or (_cuda_driver_has_device() and _cuda_provider_loads()):
+        return tuple(CUDA)
+    return tuple(CPU)
+
+
+def device() -> str:
+    """What sessions run on, for people: ``"CUDA"`` or ``"CPU"``."""
+    return "CUDA" if providers()[0] == "CUDAExecutionProvider" else "CPU"
+
+
+def _session_options() -> ort.SessionOptions:
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    threads = os.getenv("SEGKIT_THREADS") or os.getenv("OMP_NUM_THREADS")
+    if threads:
+        options.intra_op_num_threads = int(threads)
+    return options
+
+
+def build_session(path: Path, name: str) -> ort.InferenceSession:
+    """Create one session, falling back to CPU when CUDA was chosen but does not start."""
+    chosen = list(providers())
+    try:
+        session = ort.InferenceSession(str(path), _session_options(), providers=chosen)
+        if chosen != CPU and "CUDAExecutionProvider" not in session.get_providers():
+            log.warning("model %s: CUDA did not start, running on CPU", name)
+        return session
+    except Exception as exc:  # noqa: BLE001 - onnxruntime raises several unrelated types
+        raise ModelLoadError(f"model {name!r}: onnxruntime could not load {path.name}: {exc}"[:500]) from exc
+
+
+class SessionPool:
+    """Thread-safe LRU of live sessions, each built exactly once."""
+
+    def __init__(self, max_live: int | None = None):
+        self.max_live = max(1, int(max_live or os.getenv("SEGKIT_MAX_SESSIONS", 3)))
+        self._live: OrderedDict[str, ort.InferenceSession] = OrderedDict()
+        self._lock = threading.Lock()
+        self._building: dict[str, threading.Lock] = {}
+        self.created: Counter[str] = Counter()
+
+    def get(self, spec: ModelSpec, locate) -> ort.InferenceSession:
+        """The live session for ``spec``; ``locate(spec)`` gives its ONNX path on first use."""
+        with self._lock:
+            if spec.name in self._live:
+                self._live.move_to_end(spec.name)
+                return self._live[spec.name]
+            gate = self._building.setdefault(spec.name, threading.Lock())
+        with gate:  # one builder per model; the others wait here and then reuse it
+            with self._lock:
+                if spec.name in self._live:
+                    self._live.move_to_end(spec.name)
+                    return self._live[spec.name]
+            session = build_session(locate(spec), spec.name)
+            with self._lock:
+                self.created[spec.name] += 1
+                self._live[spec.name] = session
+                while len(self._live) > self.max_live:
+                    evicted, _ = self._live.popitem(last=False)
+                    log.info("unloaded model %s (keeping %d live)", evicted, self.max_live)
+            return session
+
+    def loaded(self) -> list[str]:
+        with self._lock:
+            return list(self._live)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._live.clear()
+            self.created.clear()
+
+
+POOL = SessionPool()

