@@ -22,4 +22,4 @@ test: setup
 	$(PY) -m pytest $(ARGS)
 
 bench: setup
-	$(PY) bench/run.py $(ARGS)
+	$(PY) -m bench.run $(ARGS)

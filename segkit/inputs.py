@@ -20,6 +20,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import InvalidInputError
 
+ORIENTATION = 0x0112
 DEFAULT_MAX_PIXELS = 64_000_000  # a 64 MP photo is processed; a 60000x60000 "PNG" is not
 
 
@@ -146,7 +147,8 @@ def decode(obj: Any, index: int = 0) -> Decoded:
             f"{label}: unsupported input type {type(obj).__name__}; pass a PIL image, numpy array, "
             "bytes, a file path or a torch tensor")
     try:
-        img = ImageOps.exif_transpose(img)
+        if img.getexif().get(ORIENTATION, 1) != 1:  # exif_transpose copies even when upright
+            img = ImageOps.exif_transpose(img)
     except Exception:  # noqa: BLE001 - a broken EXIF block should not lose the image
         pass
     return Decoded(_to_rgb_modes(img), label)

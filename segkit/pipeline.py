@@ -8,6 +8,9 @@ the image maximum, min-max rescaling, truncation to uint8) because matching
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 from PIL import Image
 from scipy.ndimage import gaussian_filter, grey_opening
@@ -15,6 +18,40 @@ from scipy.ndimage import gaussian_filter, grey_opening
 from .registry import ModelSpec, Preprocess
 
 _DISK1 = np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], dtype=bool)
+_CORES = os.cpu_count() or 1
+_BANDS = ThreadPoolExecutor(max_workers=_CORES, thread_name_prefix="segkit-band")
+_MIN_BAND_PIXELS = 400_000  # below this, splitting costs more than it saves
+
+
+def _row_bands(width: int, height: int) -> list[tuple[int, int]]:
+    """Split ``height`` output rows into one band per core for large images."""
+    count = max(1, min(_CORES, width * height // _MIN_BAND_PIXELS, height))
+    edges = [round(height * i / count) for i in range(count + 1)]
+    return list(zip(edges[:-1], edges[1:]))
+
+
+def _banded(width: int, height: int, channels: int, fill) -> np.ndarray:
+    """Run ``fill(out_rows, y0, y1)`` for each row band in parallel (Pillow frees the GIL)."""
+    shape = (height, width, channels) if channels > 1 else (height, width)
+    out = np.empty(shape, dtype=np.uint8)
+    list(_BANDS.map(lambda band: fill(out[band[0]:band[1]], *band), _row_bands(width, height)))
+    return out
+
+
+def resize_exact(image: Image.Image, size: tuple[int, int], method=Image.Resampling.LANCZOS) -> np.ndarray:
+    """``image.resize(size, method)`` as an array, computed in row bands on all cores.
+
+    Each band resizes its source ``box``; Pillow takes filter taps from the whole
+    image, not the box, so the bands join into exactly the single-call result.
+    """
+    (src_w, src_h), (width, height) = image.size, size
+    channels = len(image.getbands())
+
+    def fill(rows, y0, y1):
+        box = (0, y0 * src_h / height, src_w, y1 * src_h / height)
+        rows[...] = np.asarray(image.resize((width, y1 - y0), method, box=box)).reshape(rows.shape)
+
+    return _banded(width, height, channels, fill)
 
 
 def input_size(pre: Preprocess, width: int, height: int) -> tuple[int, int]:
@@ -36,14 +73,15 @@ def model_input(image: Image.Image, pre: Preprocess) -> np.ndarray:
     """The normalised NCHW float32 tensor for one RGB(A) image."""
     size = input_size(pre, *image.size)
     method = Image.Resampling.LANCZOS if pre.resize == "square" else Image.Resampling.BOX
-    pixels = np.asarray(image.convert("RGB").resize(size, method), dtype=np.float64)
+    rgb = image if image.mode == "RGB" else image.convert("RGB")  # RGBA resizes would premultiply
+    pixels = resize_exact(rgb, size, method).astype(np.float64)
     divisor = max(pixels.max(), 1e-6) if pre.scale == "max" else 255.0
     pixels = (pixels / divisor - np.asarray(pre.mean)) / np.asarray(pre.std)
     return pixels.transpose(2, 0, 1)[None].astype(np.float32)
 
 
 def _resize_mask(mask: np.ndarray, size: tuple[int, int], method=Image.Resampling.LANCZOS) -> np.ndarray:
-    return np.asarray(Image.fromarray(mask, mode="L").resize(size, method))
+    return resize_exact(Image.fromarray(mask, mode="L"), size, method)
 
 
 def masks_from_output(output: np.ndarray, spec: ModelSpec, size: tuple[int, int]) -> list[np.ndarray]:
@@ -70,9 +108,28 @@ def post_process(mask: np.ndarray) -> np.ndarray:
 
 
 def cutout(image: Image.Image, mask: np.ndarray) -> Image.Image:
-    """RGBA cutout: the image pasted through the mask onto transparent black (rembg's naive cutout)."""
-    empty = Image.new("RGBA", image.size, 0)
-    return Image.composite(image, empty, Image.fromarray(mask, mode="L"))
+    """RGBA cutout: the image pasted through the mask onto transparent black.
+
+    Equal to rembg's ``Image.composite(image, transparent, mask)``: pasting through
+    a mask onto zeros is Pillow's premultiply (``RGBa``), done here in row bands.
+    """
+    matte = Image.fromarray(mask, mode="L")
+
+    def fill(rows, y0, y1):
+        band = image.crop((0, y0, image.width, y1)).convert("RGBA")
+        own_alpha = np.asarray(band)[:, :, 3].copy() if image.mode == "RGBA" else None
+        band.putalpha(matte.crop((0, y0, image.width, y1)))
+        rows[...] = np.asarray(band.convert("RGBa"))
+        if own_alpha is not None:  # pasting blends the image's own alpha through the mask too
+            rows[:, :, 3] = _multiply(own_alpha, rows[:, :, 3])
+
+    return Image.fromarray(_banded(image.width, image.height, 4, fill), mode="RGBA")
+
+
+def _multiply(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a*b/255 with Pillow's rounding."""
+    tmp = a.astype(np.uint32) * b + 128
+    return (((tmp >> 8) + tmp) >> 8).astype(np.uint8)
 
 
 def union(masks: list[np.ndarray]) -> np.ndarray:

@@ -58,3 +58,23 @@ def test_mask_is_the_cutouts_alpha(photos):
     result = segkit.process([photos["coffee"]])[0]
     assert result.ok and result.mask.mode == "L"
     assert np.array_equal(np.asarray(result.mask), np.asarray(result.cutout)[:, :, 3])
+
+
+def test_semi_transparent_rgba_input_matches_rembg(photos, rembg_session):
+    import rembg
+
+    rgba = np.dstack([photos["astronaut"], np.tile(np.linspace(0, 255, 512).astype(np.uint8), (512, 1))])
+    image = Image.fromarray(rgba, mode="RGBA")
+    ours = np.asarray(segkit.segment(image), np.int16)
+    theirs = np.asarray(rembg.remove(image, session=rembg_session), np.int16)
+    assert np.abs(ours - theirs).max() <= 1
+
+
+def test_large_photo_matches_rembg(photos, rembg_session):
+    """Above 0.4 MP the resizes and the composite run in row bands; the result must not move."""
+    import rembg
+
+    image = Image.fromarray(photos["chelsea"]).resize((1804, 1200), Image.Resampling.LANCZOS)
+    ours = np.asarray(segkit.segment(image), np.int16)
+    theirs = np.asarray(rembg.remove(image, session=rembg_session), np.int16)
+    assert np.abs(ours - theirs).max() <= 1

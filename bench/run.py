@@ -1,0 +1,160 @@
+"""segkit vs rembg vs the bare model run, side by side in one process.
+
+Prints one table. Every case runs the three contenders interleaved on the same
+image, repeated, and reports median seconds and ratios; ratios are the claims
+(absolute times depend on the machine and its neighbours). Peak memory is each
+call's resident high-water mark above the level before it (Linux: VmHWM reset
+through /proc/self/clear_refs).
+
+    .venv/bin/python -m bench.run [--model u2netp] [--sizes 0.5 4.6 12] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+
+def photo(megapixels: float) -> Image.Image:
+    """scikit-image's astronaut, upscaled to the asked size (4:3)."""
+    from skimage import data
+
+    width = int((megapixels * 1e6 * 4 / 3) ** 0.5)
+    return Image.fromarray(data.astronaut()).resize((width, int(width * 3 / 4)), Image.Resampling.LANCZOS)
+
+
+def _rss_kb(field: str) -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field):
+                return int(line.split()[1])
+    return 0
+
+
+def measure(fn) -> tuple[float, float]:
+    """(seconds, peak MB above the starting resident size) of one call."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # reset the high-water mark
+    except OSError:
+        pass
+    base = _rss_kb("VmRSS:")
+    start = time.perf_counter()
+    fn()
+    seconds = time.perf_counter() - start
+    return seconds, max(_rss_kb("VmHWM:") - base, 0) / 1024
+
+
+def interleaved(contenders: dict, repeat: int) -> dict:
+    """Median time and max peak memory of each contender, run round-robin."""
+    times = {name: [] for name in contenders}
+    peaks = {name: 0.0 for name in contenders}
+    for name, fn in contenders.items():
+        fn()  # warm up: sessions, caches, first-call allocations
+    for _ in range(repeat):
+        for name, fn in contenders.items():
+            seconds, peak = measure(fn)
+            times[name].append(seconds)
+            peaks[name] = max(peaks[name], peak)
+    return {name: (statistics.median(times[name]), peaks[name]) for name in contenders}
+
+
+def cold_start(model: str) -> dict:
+    """Import, first session and first request, each tool in a fresh process."""
+    code = {
+        "segkit": ("import time; t=time.perf_counter(); import segkit; a=time.perf_counter();"
+                   f"segkit.preload({model!r}); b=time.perf_counter();"
+                   "from skimage import data; img=data.astronaut(); c=time.perf_counter();"
+                   f"segkit.segment(img, model={model!r}); d=time.perf_counter();"
+                   "print(a-t, b-a, d-c)"),
+        "rembg": ("import time; t=time.perf_counter(); import rembg; a=time.perf_counter();"
+                  f"s=rembg.new_session({model!r}, providers=['CPUExecutionProvider']); b=time.perf_counter();"
+                  "from skimage import data; from PIL import Image; img=Image.fromarray(data.astronaut());"
+                  "c=time.perf_counter(); rembg.remove(img, session=s); d=time.perf_counter();"
+                  "print(a-t, b-a, d-c)"),
+    }
+    out = {}
+    for name, source in code.items():
+        run = subprocess.run([sys.executable, "-c", source], capture_output=True, text=True, timeout=600)
+        out[name] = [float(v) for v in run.stdout.split()[-3:]] if run.returncode == 0 else [float("nan")] * 3
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="u2netp")
+    parser.add_argument("--sizes", type=float, nargs="+", default=[0.5, 4.6, 12.0])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--matting-repeat", type=int, default=1)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--skip-rembg-matting-above", type=float, default=13.0,
+                        help="MP above which rembg's whole-image matting is not run (it takes minutes)")
+    parser.add_argument("--json", help="also write the raw figures here")
+    args = parser.parse_args()
+
+    import onnxruntime as ort
+    import rembg
+
+    import segkit
+    from segkit import pipeline
+    from segkit.api import session_for
+    from segkit.registry import get_model
+
+    spec = get_model(args.model)
+    session = session_for(spec)
+    feed_name = session.get_inputs()[0].name
+    rembg_session = rembg.new_session(spec.weights.filename[:-5], providers=list(segkit.sessions.providers()))
+    print(f"# segkit {segkit.__version__} vs rembg {rembg.__version__}, model {args.model}, "
+          f"device {segkit.device()}, onnxruntime {ort.__version__}, {platform.processor() or platform.machine()}, "
+          f"{os.cpu_count()} cores, python {platform.python_version()}")
+    print("| case | bare model | segkit | rembg | segkit/bare | rembg/bare | rembg/segkit | peak MB segkit | peak MB rembg |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    rows = []
+    for mp in args.sizes:
+        image = photo(mp)
+        feed = {feed_name: pipeline.model_input(image, spec.preprocess)}
+        for matting in (False, True):
+            kwargs = dict(alpha_matting=matting)
+            contenders = {
+                "bare": lambda: session.run(None, feed),
+                "segkit": lambda: segkit.segment(image, model=args.model, **kwargs),
+            }
+            if not (matting and mp > args.skip_rembg_matting_above):
+                contenders["rembg"] = lambda: rembg.remove(image, session=rembg_session, **kwargs)
+            got = interleaved(contenders, args.matting_repeat if matting else args.repeat)
+            bare, ours = got["bare"][0], got["segkit"][0]
+            theirs = got.get("rembg", (float("nan"), float("nan")))
+            case = f"{mp:g} MP{' + matting' if matting else ''}"
+            rows.append(dict(case=case, bare=bare, segkit=ours, rembg=theirs[0],
+                             peak_segkit=got["segkit"][1], peak_rembg=theirs[1]))
+            print(f"| {case} | {bare:.3f} s | {ours:.3f} s | {theirs[0]:.3f} s | {ours / bare:.2f}x | "
+                  f"{theirs[0] / bare:.2f}x | {theirs[0] / ours:.1f}x | {got['segkit'][1]:.0f} | {theirs[1]:.0f} |",
+                  flush=True)
+    photos = [photo(0.5 + 0.25 * (i % 4)) for i in range(args.batch)]
+    got = interleaved({
+        "segkit": lambda: segkit.process(photos, model=args.model),
+        "rembg": lambda: [rembg.remove(p, session=rembg_session) for p in photos],
+    }, 1)
+    print(f"\nbatch of {args.batch} photos (0.5-1.25 MP): segkit {args.batch / got['segkit'][0]:.2f} img/s, "
+          f"rembg {args.batch / got['rembg'][0]:.2f} img/s, ratio {got['rembg'][0] / got['segkit'][0]:.2f}x")
+    cold = cold_start(args.model)
+    for name, (imp, first_session, first_request) in cold.items():
+        print(f"cold start {name}: import {imp:.2f} s, first session {first_session:.2f} s, "
+              f"first request {first_request:.2f} s")
+    if args.json:
+        Path(args.json).write_text(json.dumps(dict(rows=rows, batch=got, cold=cold), indent=1))
+
+
+if __name__ == "__main__":
+    main()
