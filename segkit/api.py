@@ -79,7 +79,7 @@ def model_path(spec: ModelSpec, progress: ProgressFn = None) -> Path:
     """The ONNX file for a model, fetched (and converted, for checkpoints) if needed."""
     path = weights.fetch_weights(spec, progress)
     if spec.converter:
-        path = weights.converted_onnx(spec, path)
+        path = weights.converted_onnx(spec, path, progress)
     return path
 
 

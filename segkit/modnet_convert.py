@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from segkit.modnet import MODNet
+from .errors import ModelLoadError, SegkitError
+from .modnet import MODNet
 
 #: Prefix ``nn.DataParallel`` puts on every key of the official checkpoints.
 MODULE_PREFIX = "module."
@@ -39,11 +40,11 @@ VERIFY_SHAPES = ((1, 3, 64, 96), (2, 3, 96, 64))
 _SHOWN_KEYS = 5
 
 
-class CheckpointError(ValueError):
+class CheckpointError(SegkitError, ValueError):
     """A checkpoint that cannot be read safely or does not fit MODNet."""
 
 
-class OnnxVerificationError(RuntimeError):
+class OnnxVerificationError(ModelLoadError):
     """The exported ONNX file does not reproduce the torch model."""
 
 

