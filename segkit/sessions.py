@@ -96,7 +96,8 @@ def build_session(path: Path, name: str) -> ort.InferenceSession:
             log.warning("model %s: CUDA did not start, running on CPU", name)
         return session
     except Exception as exc:  # noqa: BLE001 - onnxruntime raises several unrelated types
-        raise ModelLoadError(f"model {name!r}: onnxruntime could not load {path.name}: {exc}"[:500]) from exc
+        reason = str(exc).replace(str(path.parent), "<model cache>")  # no server paths in messages
+        raise ModelLoadError(f"model {name!r}: onnxruntime could not load {path.name}: {reason}"[:500]) from exc
 
 
 class SessionPool:
