@@ -4,7 +4,9 @@ rest of a batch."""
 
 from __future__ import annotations
 
+import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional
@@ -18,6 +20,7 @@ from .inputs import decode, describe, is_tensor, split_tensor_batch
 from .registry import ModelSpec, get_model
 from .sessions import POOL
 
+log = logging.getLogger("segkit")
 ProgressFn = Optional[Callable[[float, str], None]]
 MAX_ERODE = 100
 
@@ -104,13 +107,15 @@ def _apply_settings(image: Image.Image, mask: np.ndarray, settings: Settings) ->
     return rgba[:, :, 3], Image.fromarray(rgba, mode="RGBA")
 
 
-def run_one(image: Image.Image, label: str, settings: Settings, session=None) -> Result:
-    """Segment one decoded image (all stages after decoding)."""
+def prepare(item: Any, index: int, spec: ModelSpec):
+    """Stage 1 (any thread): decode one input and build the model's input tensor."""
+    decoded = decode(item, index)
+    return decoded, pipeline.model_input(decoded.image, spec.preprocess)
+
+
+def finish(image: Image.Image, label: str, output: np.ndarray, settings: Settings) -> Result:
+    """Stage 3 (any thread): network output -> masks -> post-process / matting -> cutouts."""
     spec = settings.spec
-    session = session or session_for(spec)
-    start = time.perf_counter()
-    feed = {session.get_inputs()[0].name: pipeline.model_input(image, spec.preprocess)}
-    output = session.run(None, feed)[0]
     raw_masks = pipeline.masks_from_output(output, spec, image.size)
     result = Result(label)
     for name, raw in zip(spec.mask_labels, raw_masks):
@@ -122,6 +127,19 @@ def run_one(image: Image.Image, label: str, settings: Settings, session=None) ->
     else:
         alpha, result.cutout = _apply_settings(image, pipeline.union(raw_masks), settings)
         result.mask = Image.fromarray(alpha, mode="L")
+    return result
+
+
+def _infer(session, tensor: np.ndarray) -> np.ndarray:
+    """Stage 2: the network itself (onnxruntime uses every core here)."""
+    return session.run(None, {session.get_inputs()[0].name: tensor})[0]
+
+
+def run_one(image: Image.Image, label: str, settings: Settings, session=None) -> Result:
+    """Segment one decoded image (all stages after decoding), timing it."""
+    start = time.perf_counter()
+    output = _infer(session or session_for(settings.spec), pipeline.model_input(image, settings.spec.preprocess))
+    result = finish(image, label, output, settings)
     result.seconds = time.perf_counter() - start
     return result
 
@@ -134,26 +152,57 @@ def process(images: Iterable[Any] | Any, model: str = "u2netp", alpha_matting: b
 
     A bad image yields a ``Result`` with ``error`` set; the others still finish.
     Bad parameters and unavailable models raise at once (they affect every image).
+    Batches are pipelined: while the network runs on one image, the next is
+    decoded and resized and the previous one is composed, a bounded step ahead.
     """
     settings = Settings(model, bool(alpha_matting), alpha_matting_foreground_threshold,
                         alpha_matting_background_threshold, alpha_matting_erode_size, bool(post_process_mask))
     items = list(images) if isinstance(images, (list, tuple)) else [images]
-    session = session_for(settings.spec, progress)
-    results = []
-    for index, item in enumerate(items):
-        if progress:
-            progress(index / max(len(items), 1), f"image {index + 1} of {len(items)}")
-        start = time.perf_counter()
-        try:
-            decoded = decode(item, index)
-            result = run_one(decoded.image, decoded.label, settings, session)
-            result.seconds = time.perf_counter() - start
-        except SegkitError as exc:
-            result = Result(describe(item, index), error=exc)
-        results.append(result)
+    spec = settings.spec
+    session = session_for(spec, progress)
+    results: list[Result] = []
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="segkit-stage") as stages:
+        prepared = [stages.submit(prepare, item, i, spec) for i, item in enumerate(items[:1])]
+        finishing: list = []
+        for index, item in enumerate(items):
+            if progress:
+                progress(index / max(len(items), 1), f"image {index + 1} of {len(items)}")
+            if index + 1 < len(items):  # decode the next image while this one runs
+                prepared.append(stages.submit(prepare, items[index + 1], index + 1, spec))
+            start = time.perf_counter()
+            try:
+                decoded, tensor = prepared[index].result()
+                prepared[index] = None  # let the tensor go
+                output = _infer(session, tensor)
+                finishing.append((start, stages.submit(finish, decoded.image, decoded.label, output, settings)))
+            except Exception as exc:  # noqa: BLE001 - one image's failure must not lose the batch
+                finishing.append((start, _as_segkit_error(exc, items, index)))
+            if len(finishing) > 1:  # keep at most one image composing behind the network
+                results.append(_collect(finishing.pop(0), items, len(results)))
+        results.extend(_collect(entry, items, len(results) + i) for i, entry in enumerate(finishing))
     if progress:
         progress(1.0, "done")
     return results
+
+
+def _as_segkit_error(exc: Exception, items: list, index: int) -> SegkitError:
+    """Our own errors pass through; anything else is logged and reported for this image."""
+    if isinstance(exc, SegkitError):
+        return exc
+    log.error("image %d failed unexpectedly", index + 1, exc_info=exc)
+    return SegkitError(f"{describe(items[index], index)}: processing failed ({type(exc).__name__}: {exc})"[:300])
+
+
+def _collect(entry, items: list, index: int) -> Result:
+    start, outcome = entry
+    try:
+        if isinstance(outcome, SegkitError):
+            raise outcome
+        result = outcome.result()
+    except Exception as exc:  # noqa: BLE001 - reported on this image only
+        return Result(describe(items[index], index), error=_as_segkit_error(exc, items, index))
+    result.seconds = time.perf_counter() - start
+    return result
 
 
 def segment(images: Any, model: str = "u2netp", alpha_matting: bool = False,

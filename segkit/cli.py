@@ -13,6 +13,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from . import api, weights
+from .encode import save_png
 from .errors import SegkitError
 from .registry import get_model, list_models
 
@@ -53,7 +54,7 @@ def _remove(args: argparse.Namespace) -> int:
             continue
         target = out_dir / relative
         target.parent.mkdir(parents=True, exist_ok=True)
-        (result.mask if args.only_mask else result.cutout).save(target, format="PNG")
+        save_png(result.mask if args.only_mask else result.cutout, target)
     done = len(pairs) - failed
     print(f"{done} of {len(pairs)} images written to {out_dir}" + (f", {failed} failed" if failed else ""),
           file=sys.stderr)
