@@ -108,11 +108,11 @@ def main() -> None:
 
     import segkit
     from segkit import pipeline
-    from segkit.api import session_for
     from segkit.registry import get_model
 
     spec = get_model(args.model)
-    session = session_for(spec)
+    # the bare run: a plain onnxruntime session with default options on the same file
+    session = ort.InferenceSession(str(segkit.download(args.model)), providers=list(segkit.sessions.providers()))
     feed_name = session.get_inputs()[0].name
     rembg_session = rembg.new_session(spec.weights.filename[:-5], providers=list(segkit.sessions.providers()))
     print(f"# segkit {segkit.__version__} vs rembg {rembg.__version__}, model {args.model}, "

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional
@@ -161,7 +161,8 @@ def process(images: Iterable[Any] | Any, model: str = "u2netp", alpha_matting: b
     spec = settings.spec
     session = session_for(spec, progress)
     results: list[Result] = []
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="segkit-stage") as stages:
+    pipelined = len(items) > 1
+    with ThreadPoolExecutor(2, "segkit-stage") if pipelined else _InlineStages() as stages:
         prepared = [stages.submit(prepare, item, i, spec) for i, item in enumerate(items[:1])]
         finishing: list = []
         for index, item in enumerate(items):
@@ -183,6 +184,25 @@ def process(images: Iterable[Any] | Any, model: str = "u2netp", alpha_matting: b
     if progress:
         progress(1.0, "done")
     return results
+
+
+class _InlineStages:
+    """An executor that runs work at once in the caller's thread: one image needs no pipeline."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        return False
+
+    @staticmethod
+    def submit(fn, *args) -> Future:
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args))
+        except Exception as exc:  # noqa: BLE001 - delivered through the future like a thread's
+            future.set_exception(exc)
+        return future
 
 
 def _as_segkit_error(exc: Exception, items: list, index: int) -> SegkitError:

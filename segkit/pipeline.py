@@ -23,18 +23,19 @@ _BANDS = ThreadPoolExecutor(max_workers=_CORES, thread_name_prefix="segkit-band"
 _MIN_BAND_PIXELS = 400_000  # below this, splitting costs more than it saves
 
 
-def _row_bands(width: int, height: int) -> list[tuple[int, int]]:
-    """Split ``height`` output rows into one band per core for large images."""
-    count = max(1, min(_CORES, width * height // _MIN_BAND_PIXELS, height))
+def _row_bands(width: int, height: int, work_pixels: int = 0) -> list[tuple[int, int]]:
+    """Split ``height`` output rows into one band per core when the work is large
+    (``work_pixels``: the pixels touched, e.g. a resize's source, if more than the output)."""
+    count = max(1, min(_CORES, max(width * height, work_pixels) // _MIN_BAND_PIXELS, height))
     edges = [round(height * i / count) for i in range(count + 1)]
     return list(zip(edges[:-1], edges[1:]))
 
 
-def _banded(width: int, height: int, channels: int, fill) -> np.ndarray:
+def _banded(width: int, height: int, channels: int, fill, work_pixels: int = 0) -> np.ndarray:
     """Run ``fill(out_rows, y0, y1)`` for each row band in parallel (Pillow frees the GIL)."""
     shape = (height, width, channels) if channels > 1 else (height, width)
     out = np.empty(shape, dtype=np.uint8)
-    list(_BANDS.map(lambda band: fill(out[band[0]:band[1]], *band), _row_bands(width, height)))
+    list(_BANDS.map(lambda band: fill(out[band[0]:band[1]], *band), _row_bands(width, height, work_pixels)))
     return out
 
 
@@ -51,7 +52,7 @@ def resize_exact(image: Image.Image, size: tuple[int, int], method=Image.Resampl
         box = (0, y0 * src_h / height, src_w, y1 * src_h / height)
         rows[...] = np.asarray(image.resize((width, y1 - y0), method, box=box)).reshape(rows.shape)
 
-    return _banded(width, height, channels, fill)
+    return _banded(width, height, channels, fill, work_pixels=src_w * src_h)
 
 
 def input_size(pre: Preprocess, width: int, height: int) -> tuple[int, int]:
