@@ -9,7 +9,7 @@ The public API::
 
 from .api import Result, Settings, preload, process, segment
 from .errors import (InvalidInputError, ModelLoadError, ModelNotAvailableError, SegkitError,
-                     UnknownModelError)
+                     UnknownModelError, public_message)
 from .registry import ModelSpec, get_model, list_models
 from .sessions import POOL, device
 from .weights import cache_dir
@@ -37,6 +37,6 @@ def download(model: str, progress=None):
 __all__ = [
     "segment", "process", "preload", "download", "is_cached", "list_models", "get_model", "device",
     "loaded_models", "cache_dir", "Result", "Settings", "ModelSpec", "SegkitError", "InvalidInputError",
-    "UnknownModelError", "ModelNotAvailableError", "ModelLoadError",
+    "UnknownModelError", "ModelNotAvailableError", "ModelLoadError", "public_message",
 ]
 __version__ = "0.1.0"

@@ -67,6 +67,7 @@ class Result:
 
     label: str
     cutout: Optional[Image.Image] = None
+    image: Optional[Image.Image] = None  # the decoded input (RGB/RGBA, upright), for composing
     mask: Optional[Image.Image] = None
     masks: dict[str, Image.Image] = field(default_factory=dict)
     cutouts: dict[str, Image.Image] = field(default_factory=dict)
@@ -117,7 +118,7 @@ def finish(image: Image.Image, label: str, output: np.ndarray, settings: Setting
     """Stage 3 (any thread): network output -> masks -> post-process / matting -> cutouts."""
     spec = settings.spec
     raw_masks = pipeline.masks_from_output(output, spec, image.size)
-    result = Result(label)
+    result = Result(label, image=image)
     for name, raw in zip(spec.mask_labels, raw_masks):
         alpha, cut = _apply_settings(image, raw, settings)
         result.masks[name] = Image.fromarray(alpha, mode="L")

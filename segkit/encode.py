@@ -24,3 +24,19 @@ def png_bytes(image: Image.Image) -> bytes:
 
 def save_png(image: Image.Image, path: str | os.PathLike) -> None:
     image.save(path, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+
+
+def write_zip(named_images: list[tuple[str, Image.Image]], path: str | os.PathLike) -> None:
+    """A zip of PNGs (stored, not deflated: PNG is compressed already); names are made unique."""
+    import zipfile
+
+    used: set[str] = set()
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as archive:
+        for name, image in named_images:
+            stem, n = os.path.splitext(os.path.basename(name))[0] or "image", 1
+            candidate = f"{stem}.png"
+            while candidate in used:
+                n += 1
+                candidate = f"{stem}-{n}.png"
+            used.add(candidate)
+            archive.writestr(candidate, png_bytes(image))

@@ -21,3 +21,15 @@ class ModelNotAvailableError(SegkitError, ValueError):
 
 class ModelLoadError(SegkitError, RuntimeError):
     """Weights were found but onnxruntime could not build a session from them."""
+
+
+def public_message(exc: BaseException) -> str:
+    """The error's text for a remote user: server folders are replaced by their role."""
+    import os
+
+    from .weights import cache_dir
+
+    text = str(exc)
+    for folder, role in ((str(cache_dir()), "the model cache"), (os.path.expanduser("~"), "~")):
+        text = text.replace(folder, role)
+    return text
