@@ -1,0 +1,82 @@
+"""The real app on a localhost port, driven by gradio_client as a program would."""
+
+import shutil
+import zipfile
+
+import numpy as np
+import pytest
+import requests
+from gradio_client import Client, handle_file
+from PIL import Image
+
+from appserver import AppServer
+from conftest import png_bytes
+
+
+@pytest.fixture(scope="module")
+def server(u2netp_path):
+    app = AppServer()
+    yield app
+    app.stop()
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    return Client(server.url, verbose=False)
+
+
+@pytest.fixture
+def files(tmp_path, photos):
+    paths = {}
+    for name in ("chelsea", "coffee"):
+        paths[name] = tmp_path / f"{name}.png"
+        paths[name].write_bytes(png_bytes(photos[name]))
+    paths["broken"] = tmp_path / "broken.png"
+    paths["broken"].write_bytes(png_bytes(photos["coffee"])[:700])
+    return paths
+
+
+def test_single_image_endpoint_returns_rgba_png_of_input_size(client, files):
+    out = client.predict(handle_file(str(files["chelsea"])), api_name="/remove_background")
+    image = Image.open(out)
+    assert image.format == "PNG" and image.mode == "RGBA" and image.size == (451, 300)
+    alpha = np.asarray(image)[:, :, 3]
+    assert 0.05 < (alpha > 127).mean() < 0.95
+
+
+def test_batch_with_a_bad_file_returns_the_rest_and_names_it(client, files):
+    gallery, zip_path, before_after, mask, classes, status, notes = client.predict(
+        [handle_file(str(files[k])) for k in ("chelsea", "broken", "coffee")], None, "u2netp", False, 240, 20, 10,
+        True, "transparent", "#ffffff", None, api_name="/remove_background_batch")
+    assert [Image.open(item["image"]).size for item in gallery] == [(451, 300), (600, 400)]
+    assert all(Image.open(item["image"]).mode == "RGBA" for item in gallery)
+    assert gallery[0]["caption"].startswith("chelsea.png · 451×300 · ")
+    assert "broken.png" in notes and "truncated or corrupt" in notes
+    with zipfile.ZipFile(zip_path) as archive:
+        assert sorted(archive.namelist()) == ["chelsea.png", "coffee.png"]
+    assert Image.open(mask).mode == "L" and "CPU" in status
+
+
+def test_colour_background_gives_an_opaque_image(client, files):
+    gallery, *_ = client.predict(
+        [handle_file(str(files["coffee"]))], None, "u2netp", False, 240, 20, 10, False, "colour",
+        "#00ff00", None, api_name="/remove_background_batch")
+    image = np.asarray(Image.open(gallery[0]["image"]))
+    assert image.shape == (400, 600, 3) and (image.reshape(-1, 3) == [0, 255, 0]).all(axis=1).mean() > 0.05
+
+
+def test_errors_are_clear_text_without_paths(client, files, tmp_path):
+    with pytest.raises(Exception) as info:
+        client.predict(handle_file(str(files["broken"])), api_name="/remove_background")
+    assert "broken.png: image data is truncated or corrupt" in str(info.value)
+    assert "Traceback" not in str(info.value) and str(tmp_path) not in str(info.value)
+    with pytest.raises(Exception, match="u3net is not in the list of choices"):
+        client.predict(handle_file(str(files["coffee"])), "u3net", api_name="/remove_background")
+
+
+def test_no_file_outside_gradios_temp_files_is_served(server):
+    for target in ("/etc/passwd", "app.py", "../../etc/passwd", "%2e%2e/%2e%2e/etc/passwd",
+                   str(shutil.which("python3") or "/usr/bin/python3")):
+        response = requests.get(f"{server.url}gradio_api/file={target}", timeout=10)
+        assert response.status_code in (403, 404), target
+        assert b"root:" not in response.content
