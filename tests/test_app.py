@@ -37,7 +37,9 @@ def files(tmp_path, photos):
 
 
 def test_single_image_endpoint_returns_rgba_png_of_input_size(client, files):
-    out = client.predict(handle_file(str(files["chelsea"])), api_name="/remove_background")
+    # the README's call, argument for argument
+    out = client.predict(handle_file(str(files["chelsea"])), "u2netp", False, 240, 20, 10, False,
+                         api_name="/remove_background")
     image = Image.open(out)
     assert image.format == "PNG" and image.mode == "RGBA" and image.size == (451, 300)
     alpha = np.asarray(image)[:, :, 3]
