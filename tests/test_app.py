@@ -10,6 +10,7 @@ from gradio_client import Client, handle_file
 from PIL import Image
 
 from appserver import AppServer
+import corpus
 from conftest import png_bytes
 
 
@@ -82,3 +83,20 @@ def test_no_file_outside_gradios_temp_files_is_served(server):
         response = requests.get(f"{server.url}gradio_api/file={target}", timeout=10)
         assert response.status_code in (403, 404), target
         assert b"root:" not in response.content
+
+
+@pytest.mark.parametrize("name", list(corpus.file_cases()))
+def test_corpus_through_the_app(client, name, tmp_path):
+    """Every corpus upload through /remove_background: a clear error naming the file, or an RGBA PNG."""
+    data, (kind, expected) = corpus.file_cases()[name]
+    path = tmp_path / (name.replace(" ", "_").replace("(", "").replace(")", "") + ".png")
+    path.write_bytes(data)
+    if kind == "ok":
+        out = Image.open(client.predict(handle_file(str(path)), api_name="/remove_background"))
+        assert out.format == "PNG" and out.mode == "RGBA" and out.size == expected
+        return
+    with pytest.raises(Exception) as info:
+        client.predict(handle_file(str(path)), api_name="/remove_background")
+    message = str(info.value)
+    assert message.startswith(path.name) and expected in message and "Traceback" not in message
+    assert str(tmp_path) not in message

@@ -1,9 +1,6 @@
 """Bad input gets a ValueError subclass naming the input and the problem, fast."""
 
-import io
-import struct
 import time
-import zlib
 
 import numpy as np
 import pytest
@@ -11,24 +8,11 @@ import torch
 from PIL import Image
 
 import segkit
-from conftest import png_bytes
+import corpus
 
 
-def bomb_png(width=60000, height=60000) -> bytes:
-    """A valid PNG header claiming a huge canvas, with almost no data behind it."""
-    def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 100)) + chunk(b"IEND", b"")
-
-
-CASES = {
-    "empty bytes": (b"", "empty data"),
-    "text": (b"hello, I am not an image", "not an image"),
-    "html": (b"<!doctype html><html><body>hi</body></html>", "not an image"),
-    "truncated png": (None, "truncated or corrupt"),
-    "bomb": (bomb_png(), "decompression bomb"),
-    "too many pixels": (bomb_png(9000, 9000), "over the 64 MP limit"),
+FILE_CASES = corpus.file_cases()
+OTHER_BAD = {
     "nan array": (np.full((8, 8, 3), np.nan, np.float32), "NaN or infinite"),
     "float out of range": (np.full((8, 8, 3), 3.0, np.float32), "must lie in 0..1"),
     "2-channel array": (np.zeros((8, 8, 2), np.uint8), "array shape"),
@@ -38,18 +22,40 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("name", list(CASES))
-def test_bad_input_is_refused_with_a_clear_message(name, photos):
-    data, problem = CASES[name]
-    if data is None:
-        data = png_bytes(photos["coffee"])[:2000]
+@pytest.mark.parametrize("name", list(FILE_CASES))
+def test_file_corpus(name, photos):
+    """Each awkward upload: bad ones name the input and the problem, fast; odd-but-valid ones
+    come back as an RGBA cutout of the (upright) size; the good image beside it is unharmed."""
+    data, (kind, expected) = FILE_CASES[name]
     start = time.perf_counter()
+    results = segkit.process([photos["coffee"], data])
+    assert time.perf_counter() - start < 60  # never a hang (a loose bound, not a benchmark)
+    assert results[0].ok and results[0].cutout.size == (600, 400)
+    if kind == "ok":
+        assert results[1].ok, results[1].error
+        assert results[1].cutout.mode == "RGBA" and results[1].cutout.size == expected
+    else:
+        assert isinstance(results[1].error, segkit.InvalidInputError)
+        assert str(results[1].error).startswith("image #2: ") and expected in str(results[1].error)
+
+
+@pytest.mark.parametrize("name", list(OTHER_BAD))
+def test_bad_objects_are_refused_with_a_clear_message(name, photos):
+    data, problem = OTHER_BAD[name]
     with pytest.raises(segkit.InvalidInputError) as info:
         segkit.segment([photos["coffee"], data])
-    assert time.perf_counter() - start < 60  # never a hang (a loose bound, not a benchmark)
     assert problem in str(info.value)
-    label = "photo.jpg" if name == "missing file" else "image #2"
-    assert str(info.value).startswith(label)
+    assert str(info.value).startswith("photo.jpg" if name == "missing file" else "image #2")
+
+
+def test_exif_orientations_rotate_the_content_too():
+    upright = segkit.segment(corpus.photo(120, 90))
+    for orientation, transpose in ((3, Image.Transpose.ROTATE_180), (6, Image.Transpose.ROTATE_270),
+                                   (8, Image.Transpose.ROTATE_90)):
+        data, _ = FILE_CASES[f"EXIF orientation {orientation}"]
+        out = np.asarray(segkit.segment(data), np.int16)[:, :, 3]
+        expected = np.asarray(upright.transpose(transpose), np.int16)[:, :, 3]
+        assert np.abs(out - expected).mean() < 8, orientation  # same subject, JPEG noise aside
 
 
 @pytest.mark.parametrize("kwargs, problem", [

@@ -1,0 +1,93 @@
+"""A corpus of awkward uploads, generated here (no files from elsewhere).
+
+``file_cases()`` maps a name to (encoded bytes, expectation): either
+``("ok", (width, height))`` for odd-but-valid images that must come back as an
+RGBA cutout of that size (after EXIF rotation), or ``("error", substring)`` for
+bad ones whose error must name the problem."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+import numpy as np
+from PIL import Image
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def bomb_png(width: int = 60000, height: int = 60000) -> bytes:
+    """A valid PNG header claiming a huge canvas, with almost no data behind it."""
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(b"\0" * 100))
+            + _chunk(b"IEND", b""))
+
+
+def encode(image: Image.Image, fmt: str = "PNG", **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **options)
+    return buffer.getvalue()
+
+
+def photo(width: int = 120, height: int = 90) -> Image.Image:
+    """A small synthetic photo: a bright disc on a textured darker ground."""
+    yy, xx = np.mgrid[0:height, 0:width]
+    disc = ((xx - width / 2) ** 2 + (yy - height / 2) ** 2) < (min(width, height) / 3) ** 2
+    rng = np.random.default_rng(7)
+    pixels = rng.integers(20, 90, (height, width, 3)).astype(np.uint8)
+    pixels[disc] = [230, 180, 60]
+    return Image.fromarray(pixels)
+
+
+def _with_orientation(orientation: int) -> bytes:
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    return encode(photo(120, 90), "JPEG", exif=exif.tobytes(), quality=90)
+
+
+def _animated(fmt: str) -> bytes:
+    frames = [photo(64, 48), photo(64, 48).transpose(Image.Transpose.FLIP_LEFT_RIGHT)]
+    return encode(frames[0], fmt, save_all=True, append_images=frames[1:], duration=100, loop=0)
+
+
+def file_cases() -> dict[str, tuple[bytes, tuple[str, object]]]:
+    png, jpeg = encode(photo()), encode(photo(), "JPEG", quality=90)
+    palette = photo().convert("P")
+    palette.info["transparency"] = 0
+    cases = {
+        "empty file": (b"", ("error", "empty")),
+        "truncated png": (png[: len(png) // 3], ("error", "truncated or corrupt")),
+        "truncated jpeg": (jpeg[: len(jpeg) // 2], ("error", "truncated or corrupt")),
+        "png header only": (png[:33], ("error", "not an image")),
+        "text named as image": (b"just some text, not pixels\n" * 10, ("error", "not an image")),
+        "html named as image": (b"<!doctype html><html><body><img src=x></body></html>", ("error", "not an image")),
+        "svg named as image": (b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect/></svg>',
+                               ("error", "not an image")),
+        "random bytes": (bytes(np.random.default_rng(1).integers(0, 256, 4096, dtype=np.uint8)),
+                         ("error", "not an image")),
+        "decompression bomb 60000x60000": (bomb_png(), ("error", "decompression bomb")),
+        "over the pixel limit 9000x9000": (bomb_png(9000, 9000), ("error", "MP limit")),
+        "1x1": (encode(photo(1, 1)), ("ok", (1, 1))),
+        "1xN": (encode(photo(1, 300)), ("ok", (1, 300))),
+        "Nx1": (encode(photo(300, 1)), ("ok", (300, 1))),
+        "extreme aspect 2000x3": (encode(photo(2000, 3)), ("ok", (2000, 3))),
+        "16-bit grey": (encode(Image.fromarray(np.asarray(photo().convert("L"), np.uint16) * 257)), ("ok", (120, 90))),
+        "16-bit RGB as I;16 tiff": (encode(Image.fromarray(np.asarray(photo().convert("L"), np.uint16) * 257), "TIFF"),
+                                    ("ok", (120, 90))),
+        "CMYK jpeg": (encode(photo().convert("CMYK"), "JPEG"), ("ok", (120, 90))),
+        "palette with transparency": (encode(palette), ("ok", (120, 90))),
+        "LA": (encode(photo().convert("LA")), ("ok", (120, 90))),
+        "RGBA": (encode(photo().convert("RGBA")), ("ok", (120, 90))),
+        "1-bit": (encode(photo().convert("1")), ("ok", (120, 90))),
+        "animated GIF (first frame)": (_animated("GIF"), ("ok", (64, 48))),
+        "animated WebP (first frame)": (_animated("WEBP"), ("ok", (64, 48))),
+        "BMP": (encode(photo(), "BMP"), ("ok", (120, 90))),
+        "progressive JPEG": (encode(photo(), "JPEG", progressive=True), ("ok", (120, 90))),
+    }
+    for orientation in range(1, 9):  # 5..8 swap width and height
+        size = (90, 120) if orientation >= 5 else (120, 90)
+        cases[f"EXIF orientation {orientation}"] = (_with_orientation(orientation), ("ok", size))
+    return cases
