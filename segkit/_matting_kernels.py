@@ -284,43 +284,60 @@ def multifrontal_solve(indptr, indices, data, b, starts, ends, kid_ptr, kids, po
 
 @nb.njit(cache=True, nogil=True)
 def neighbourhood(ys, xs, radius, height, width):
-    """Pixels within `radius` (square) of the listed ones, and those one pixel
-    further out, as coordinate arrays: (active ys, xs, ring ys, xs)."""
-    near = np.zeros((height, width), np.uint8)
+    """Pixels within `radius` (square) of the listed ones, and within radius + 1,
+    as coordinate arrays (active ys, xs, ring ys, xs); separable box counts
+    over the listed pixels' bounding box."""
+    y0, y1 = max(ys.min() - radius - 1, 0), min(ys.max() + radius + 2, height)
+    x0, x1 = max(xs.min() - radius - 1, 0), min(xs.max() + radius + 2, width)
+    h, w = y1 - y0, x1 - x0
+    seeds = np.zeros((h + 1, w + 1), np.int32)  # 2D prefix sums of seed marks
     for i in range(ys.shape[0]):
-        for y in range(max(ys[i] - radius - 1, 0), min(ys[i] + radius + 2, height)):
-            for x in range(max(xs[i] - radius - 1, 0), min(xs[i] + radius + 2, width)):
-                near[y, x] = max(near[y, x], 2 if max(abs(y - ys[i]), abs(x - xs[i])) <= radius else 1)
-    counts = np.zeros(3, np.int64)
-    for y in range(height):
-        for x in range(width):
-            counts[near[y, x]] += 1
-    ay, ax = np.empty(counts[2], np.int64), np.empty(counts[2], np.int64)
-    ry, rx = np.empty(counts[1] + counts[2], np.int64), np.empty(counts[1] + counts[2], np.int64)
+        seeds[ys[i] - y0 + 1, xs[i] - x0 + 1] = 1
+    for y in range(1, h + 1):
+        for x in range(1, w + 1):
+            seeds[y, x] += seeds[y - 1, x] + seeds[y, x - 1] - seeds[y - 1, x - 1]
+    counts = np.zeros(2, np.int64)
+    near = np.zeros((h, w), np.uint8)
+    for y in range(h):
+        for x in range(w):
+            for r in (radius, radius + 1):
+                ya, yb, xa, xb = max(y - r, 0), min(y + r + 1, h), max(x - r, 0), min(x + r + 1, w)
+                if seeds[yb, xb] - seeds[ya, xb] - seeds[yb, xa] + seeds[ya, xa] > 0:
+                    near[y, x] += 1
+                    counts[r - radius] += 1
+    ay, ax = np.empty(counts[0], np.int64), np.empty(counts[0], np.int64)
+    ry, rx = np.empty(counts[1], np.int64), np.empty(counts[1], np.int64)
     i = j = 0
-    for y in range(height):
-        for x in range(width):
+    for y in range(h):
+        for x in range(w):
             if near[y, x] == 2:
-                ay[i], ax[i] = y, x
+                ay[i], ax[i] = y + y0, x + x0
                 i += 1
             if near[y, x] > 0:
-                ry[j], rx[j] = y, x
+                ry[j], rx[j] = y + y0, x + x0
                 j += 1
     return ay, ax, ry, rx
 
 
 @nb.njit(cache=True, nogil=True)
-def fb_sweeps(image, alpha, rows, cols, fg, bg, ys, xs, iterations, regularization, gradient_weight):
-    """pymatting's estimate_foreground_ml update (Gauss-Seidel, in place) on the
-    listed pixels of one pyramid level, whose pixel (y, x) samples the full
-    uint8 image and float32 alpha at (rows[y], cols[x]) as its nearest-neighbour
-    resize does. fg/bg are float32 level-sized; neighbours are clamped to the
-    level like pymatting clamps them."""
+def fb_level(image, alpha, rows, cols, coarse_fg, coarse_bg, ay, ax, ry, rx, iterations, regularization, gradient_weight):
+    """One finer level of pymatting's estimate_foreground_ml on the active
+    pixels (ay, ax): the level's pixel (y, x) samples the full uint8 image and
+    float32 alpha at (rows[y], cols[x]); fg/bg start, at the ring pixels
+    (ry, rx), as the previous level's nearest-neighbour resize, as in
+    pymatting; then Gauss-Seidel sweeps, neighbours clamped to the level."""
     height, width = rows.shape[0], cols.shape[0]
+    fg = np.empty((height, width, 3), np.float32)
+    bg = np.empty((height, width, 3), np.float32)
+    for p in range(ry.shape[0]):
+        y, x = ry[p], rx[p]
+        cy, cx = y * coarse_fg.shape[0] // height, x * coarse_fg.shape[1] // width
+        fg[y, x] = coarse_fg[cy, cx]
+        bg[y, x] = coarse_bg[cy, cx]
     b = np.empty((2, 3), np.float32)
     for _ in range(iterations):
-        for p in range(ys.shape[0]):
-            y, x = ys[p], xs[p]
+        for p in range(ay.shape[0]):
+            y, x = ay[p], ax[p]
             a0 = alpha[rows[y], cols[x]]
             a1 = np.float32(1.0) - a0
             a00, a01, a11 = a0 * a0, a0 * a1, a1 * a1
@@ -341,3 +358,14 @@ def fb_sweeps(image, alpha, rows, cols, fg, bg, ys, xs, iterations, regularizati
             for c in range(3):
                 fg[y, x, c] = min(max(inv_det * (a11 * b[0, c] - a01 * b[1, c]), 0.0), 1.0)
                 bg[y, x, c] = min(max(inv_det * (a00 * b[1, c] - a01 * b[0, c]), 0.0), 1.0)
+    return fg, bg
+
+
+@nb.njit(cache=True, nogil=True)
+def compose(image, alpha, out):
+    """out[..., :3] = image where alpha is 1, else 0 (one pass, no temporaries)."""
+    for y in range(image.shape[0]):
+        for x in range(image.shape[1]):
+            keep = alpha[y, x] == 1.0
+            for c in range(3):
+                out[y, x, c] = image[y, x, c] if keep else 0

@@ -81,7 +81,7 @@ def alpha_matting_fast(image, mask, foreground_threshold, background_threshold, 
         alpha, ys, xs, values = solved
         np.copyto(out[..., 3], 255, where=trimap == 255)
         out[ys, xs, 3] = (values * 255).astype(np.uint8)
-    np.copyto(out[..., :3], image, where=(alpha == 1)[..., None])
+    kernels.compose(image, alpha, out)
     _estimate_foreground(image, alpha, ys, xs, out)
     return out
 
@@ -154,10 +154,5 @@ def _estimate_foreground(image, alpha, ys, xs, out, radius=3, coarse_side=256):
             finally:
                 numba.set_num_threads(threads)
             continue
-        # previous level -> this one at the pixels used, as pymatting's nearest resize
-        coarse_fg, coarse_bg = fg, bg
-        fg, bg = np.empty((h, w, 3), np.float32), np.empty((h, w, 3), np.float32)
-        py, px = ry * coarse_fg.shape[0] // h, rx * coarse_fg.shape[1] // w
-        fg[ry, rx], bg[ry, rx] = coarse_fg[py, px], coarse_bg[py, px]
-        kernels.fb_sweeps(image, alpha, rows, cols, fg, bg, ay, ax, 2, 1e-5, 1.0)
+        fg, bg = kernels.fb_level(image, alpha, rows, cols, fg, bg, ay, ax, ry, rx, 2, 1e-5, 1.0)
     out[ay, ax, :3] = np.clip(fg[ay, ax] * 255, 0, 255).astype(np.uint8)
