@@ -6,7 +6,7 @@ image, while rembg's trimaps leave only a few percent of the pixels unknown:
 * ``band_system`` builds pymatting's closed-form matting system (the same
   numbers as ``cf_laplacian`` + the unknown/known split) for the unknown
   pixels only, with the known pixels folded into the right-hand side.
-* ``nested_dissection`` + ``multifrontal_solve`` solve that system exactly
+* ``nested_dissection`` + ``solve`` solve that system exactly
   (sparse Cholesky). Iterative solvers were measured and rejected: with
   pymatting's epsilon of 1e-7 the system is so ill-conditioned that CG with
   Jacobi, ichol, block-Jacobi or AMG preconditioners stays 0.1 off rembg's
@@ -18,6 +18,7 @@ image, while rembg's trimaps leave only a few percent of the pixels unknown:
 import ctypes
 import glob
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numba as nb
 import scipy
@@ -49,14 +50,66 @@ def _openblas_threads_setter():
 _SET_BLAS_THREADS = _openblas_threads_setter()
 
 
-def solve(indptr, indices, data, b, starts, ends, kid_ptr, kids):
-    """multifrontal_solve with scipy's BLAS on one thread."""
-    previous = _SET_BLAS_THREADS(1) if _SET_BLAS_THREADS else None
-    try:
-        return multifrontal_solve(indptr, indices, data, b, starts, ends, kid_ptr, kids, *BLAS)
-    finally:
-        if _SET_BLAS_THREADS:
-            _SET_BLAS_THREADS(previous)
+def solve(indptr, indices, data, b, starts, ends, kid_ptr, kids, threads=None):
+    """Solve the SPD system A x = b (A in CSR, rows in nested-dissection order,
+    tree from nested_dissection) with a multifrontal Cholesky. Independent
+    subtrees are factorised on `threads` threads (default: CPU count, at most
+    4), then their ancestors. Returns None if A is not positive definite."""
+    nodes = len(starts)
+    border_ptr, border_idx = _symbolic(indptr, indices, starts, ends, kid_ptr, kids)
+    nv = ends - starts
+    factor_ptr = np.concatenate([[0], np.cumsum(nv * (nv + np.diff(border_ptr) + 1))])
+    factors = np.empty(factor_ptr[-1])
+    first = np.arange(nodes)  # first node of each subtree, in postorder
+    for k in range(nodes):
+        if kid_ptr[k + 1] > kid_ptr[k]:
+            first[k] = first[kids[kid_ptr[k]]]
+    threads = threads or min(os.cpu_count() or 1, 4)
+    tasks = _subtrees(kid_ptr, kids, nv * (nv + np.diff(border_ptr)) ** 2, threads)
+    skip, external = np.zeros(nodes, np.bool_), np.full(nodes, -1, np.int64)
+    args = (indptr, indices, data, b, starts, ends, kid_ptr, kids, border_ptr, border_idx, factor_ptr, factors)
+
+    def factor(first_node, last_node, fronts, ranks):
+        previous = _SET_BLAS_THREADS(1) if _SET_BLAS_THREADS else None
+        try:
+            return _factor(*args, first_node, last_node, skip, external, fronts, ranks, *BLAS)
+        finally:
+            if _SET_BLAS_THREADS:
+                _SET_BLAS_THREADS(previous)
+
+    no_fronts = List.empty_list(nb.types.float64[:, ::1])
+    if len(tasks) > 1:
+        with ThreadPoolExecutor(threads) as pool:
+            done = list(pool.map(lambda k: factor(first[k], k, no_fronts, np.zeros(0, np.int64)), tasks))
+        if not all(ok for ok, _, _ in done):
+            return None
+        for i, k in enumerate(tasks):
+            skip[first[k]:k + 1] = True
+            external[k] = i
+        fronts = List.empty_list(nb.types.float64[:, ::1])
+        for _, front, _ in done:
+            fronts.append(front)
+        ok, _, _ = factor(0, nodes - 1, fronts, np.array([rank for _, _, rank in done], np.int64))
+    else:
+        ok, _, _ = factor(0, nodes - 1, no_fronts, np.zeros(0, np.int64))
+    return _back_substitute(starts, ends, border_ptr, border_idx, factor_ptr, factors, len(b)) if ok else None
+
+
+def _subtrees(kid_ptr, kids, cost, threads):
+    """Disjoint subtrees to factorise in parallel: split the costliest one into
+    its children until each is small against the total (or there are many)."""
+    nodes = len(cost)
+    total = np.zeros(nodes)
+    for k in range(nodes):
+        total[k] = cost[k] + sum(total[c] for c in kids[kid_ptr[k]:kid_ptr[k + 1]])
+    tasks = [nodes - 1]
+    while threads > 1 and len(tasks) < 4 * threads:
+        k = max(tasks, key=lambda t: total[t])
+        if kid_ptr[k + 1] == kid_ptr[k] or total[k] < total[-1] / (2 * threads):
+            break
+        tasks.remove(k)
+        tasks += list(kids[kid_ptr[k]:kid_ptr[k + 1]])
+    return sorted(tasks, key=lambda t: -total[t])
 
 
 @nb.njit(cache=True, nogil=True)
@@ -196,39 +249,66 @@ def nested_dissection(ys, xs, leaf=64):
 
 
 @nb.njit(cache=True, nogil=True)
-def multifrontal_solve(indptr, indices, data, b, starts, ends, kid_ptr, kids, potrf, trsm, syrk):
-    """Solve the SPD system A x = b (A in CSR, rows in nested-dissection order)
-    with a multifrontal Cholesky: each tree node assembles a dense front from A
-    and its children's Schur complements, eliminates its own variables with
-    LAPACK/BLAS and passes the Schur complement up. The right-hand side rides
-    along as the front's last column. Returns None if A is not positive definite.
-    """
-    n, nodes = b.shape[0], starts.shape[0]
+def _symbolic(indptr, indices, starts, ends, kid_ptr, kids):
+    """Border of each tree node: the later variables its front couples to
+    (its rows' columns past the node, and its children's borders)."""
+    n, nodes = indptr.shape[0] - 1, starts.shape[0]
     marker = np.full(n, -1, np.int64)
-    local = np.zeros(n, np.int64)
     found = np.empty(n, np.int64)
-    chars = np.array([ord("L"), ord("R"), ord("T"), ord("N")], np.uint8)
-    scalars = np.array([1.0, -1.0])
-    ints = np.zeros(4, np.int32)
-    borders, factors, pending = List(), List(), List()
+    border_ptr = np.zeros(nodes + 1, np.int64)
+    border_idx = np.empty(4 * n + 1024, np.int64)
     for k in range(nodes):
-        s, e = starts[k], ends[k]
-        nv = e - s
-        m = 0
-        for r in range(s, e):
+        e, m = ends[k], 0
+        for r in range(starts[k], e):
             for p in range(indptr[r], indptr[r + 1]):
-                if indices[p] >= e and marker[indices[p]] != k:
-                    marker[indices[p]] = k
-                    found[m] = indices[p]
-                    m += 1
-        for q in range(kid_ptr[k], kid_ptr[k + 1]):
-            for j in borders[kids[q]]:
+                j = indices[p]
                 if j >= e and marker[j] != k:
                     marker[j] = k
                     found[m] = j
                     m += 1
-        border = np.sort(found[:m])
-        borders.append(border)
+        for q in range(kid_ptr[k], kid_ptr[k + 1]):
+            for p in range(border_ptr[kids[q]], border_ptr[kids[q] + 1]):
+                j = border_idx[p]
+                if j >= e and marker[j] != k:
+                    marker[j] = k
+                    found[m] = j
+                    m += 1
+        start = border_ptr[k]
+        if start + m > border_idx.shape[0]:
+            border_idx = np.concatenate((border_idx, np.empty(border_idx.shape[0] + m, np.int64)))
+        border_idx[start:start + m] = np.sort(found[:m])
+        border_ptr[k + 1] = start + m
+    return border_ptr, border_idx
+
+
+@nb.njit(cache=True, nogil=True)
+def _factor(indptr, indices, data, b, starts, ends, kid_ptr, kids, border_ptr, border_idx, factor_ptr, factors,
+            first, last, skip, external, fronts, ranks, potrf, trsm, syrk):
+    """Multifrontal Cholesky of nodes first..last (postorder): each node
+    assembles a dense front from A and its children's Schur complements,
+    eliminates its own variables with LAPACK/BLAS (front rows go to
+    `factors`) and passes its Schur complement up. The right-hand side rides
+    along as the front's last column, so this is also the forward solve.
+    Skipped nodes were done elsewhere; a skipped node k with external[k] >= 0
+    hands over fronts[external[k]] with ranks[external[k]] eliminated rows.
+    Returns (positive definite, last front, its eliminated rows)."""
+    local = np.zeros(b.shape[0], np.int64)
+    chars = np.array([ord("L"), ord("R"), ord("T"), ord("N")], np.uint8)
+    scalars = np.array([1.0, -1.0])
+    ints = np.zeros(4, np.int32)
+    pending, ranks_pending = List(), List()
+    front = np.zeros((1, 1))
+    nv = 0
+    for k in range(first, last + 1):
+        if skip[k]:
+            if external[k] >= 0:
+                pending.append(fronts[external[k]])
+                ranks_pending.append(ranks[external[k]])
+            continue
+        s, e = starts[k], ends[k]
+        nv = e - s
+        border = border_idx[border_ptr[k]:border_ptr[k + 1]]
+        m = border.shape[0]
         f = nv + m
         for i in range(nv):
             local[s + i] = i
@@ -245,8 +325,9 @@ def multifrontal_solve(indptr, indices, data, b, starts, ends, kid_ptr, kids, po
                 elif j >= e:
                     front[r - s, local[j]] = data[p]
         for q in range(kid_ptr[k + 1] - 1, kid_ptr[k] - 1, -1):
-            update, offset = pending.pop()
-            kb = borders[kids[q]]
+            update, offset = pending.pop(), ranks_pending.pop()
+            c = kids[q]
+            kb = border_idx[border_ptr[c]:border_ptr[c + 1]]
             for i in range(kb.shape[0]):
                 li = local[kb[i]]
                 row = update[offset + i]
@@ -258,21 +339,29 @@ def multifrontal_solve(indptr, indices, data, b, starts, ends, kid_ptr, kids, po
             ints[0], ints[1], ints[2] = nv, f + 1, m + 1
             potrf(chars[0:].ctypes, ints[0:].ctypes, front.ctypes, ints[1:].ctypes, ints[3:].ctypes)
             if ints[3] != 0:
-                return None
+                return False, front, nv
             right = front[:, nv:]
             trsm(chars[1:].ctypes, chars[0:].ctypes, chars[2:].ctypes, chars[3:].ctypes, ints[2:].ctypes,
                  ints[0:].ctypes, scalars[0:].ctypes, front.ctypes, ints[1:].ctypes, right.ctypes, ints[1:].ctypes)
             schur = front[nv:, nv:]
             syrk(chars[0:].ctypes, chars[3:].ctypes, ints[2:].ctypes, ints[0:].ctypes, scalars[1:].ctypes,
                  right.ctypes, ints[1:].ctypes, scalars[0:].ctypes, schur.ctypes, ints[1:].ctypes)
-        factors.append(front[:nv].copy())
-        pending.append((front, nv))
+            factors[factor_ptr[k]:factor_ptr[k + 1]] = front[:nv].ravel()
+        pending.append(front)
+        ranks_pending.append(nv)
+    return True, front, nv
+
+
+@nb.njit(cache=True, nogil=True)
+def _back_substitute(starts, ends, border_ptr, border_idx, factor_ptr, factors, n):
+    """x from the factor rows: the forward solve already sits in their last column."""
     x = np.zeros(n)
-    for k in range(nodes - 1, -1, -1):
+    for k in range(starts.shape[0] - 1, -1, -1):
         s, nv = starts[k], ends[k] - starts[k]
-        border, factor = borders[k], factors[k]
+        border = border_idx[border_ptr[k]:border_ptr[k + 1]]
+        width = nv + border.shape[0] + 1
         for i in range(nv - 1, -1, -1):
-            row = factor[i]
+            row = factors[factor_ptr[k] + i * width:factor_ptr[k] + (i + 1) * width]
             acc = row[-1]
             for j in range(border.shape[0]):
                 acc -= row[nv + j] * x[border[j]]
