@@ -1,22 +1,26 @@
 """Benchmark: rembg's alpha_matting_cutout vs segkit.matting.alpha_matting_fast.
 
-Every (image, size, method) runs in a fresh subprocess, reference and fast
-interleaved, so that peak memory is that process's ru_maxrss (numpy/scipy/numba
-allocations included) and neither run inherits the other's caches. Both do a
-small warm-up call first so numba compilation is not timed. Band MAD is the
-mean |alpha_fast - alpha_rembg| / 255 over the trimap's unknown pixels.
+Times: both run in this process, interleaved (rembg, fast, rembg, fast, ...),
+after a small warm-up call each so that numba compilation is not timed; the
+table shows the median. Peak memory: each (case, method) runs once more in a
+fresh subprocess that reports its peak RSS over the call (Linux VmHWM, reset
+just before it; numpy/scipy/numba allocations included); "delta" is that peak
+minus the RSS just before the call. Band MAD is mean |alpha_fast - alpha_rembg| / 255 over the trimap's
+unknown pixels; RGB MAD is mean |rgb_fast - rgb_rembg| / 255 over the pixels
+where rembg's alpha is partial.
 
 The mask imitates rembg's: a 320x320 soft map resized to the image with
-Lanczos. By default it is synthetic (a blurred blob); with --u2netp PATH it is
-the u2netp model's output on the original image (needs onnxruntime).
+Lanczos. By default it is synthetic (a blurred wavy blob); with --u2netp PATH
+it is the u2netp model's output on the original image (needs onnxruntime).
 
-    python bench/matting_bench.py [--sizes 0.5 4.6 12] [--skip-reference-above 5]
+    python bench/matting_bench.py [--sizes 0.5 4.6 12] [--repeat 3] [--skip-reference-above 5]
 """
 
 import argparse
+import contextlib
+import io
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -65,38 +69,64 @@ def make_case(name, megapixels, u2netp, directory):
     return path
 
 
-def child(method, path, out):
-    """One timed run in this process; prints JSON."""
-    sys.path.insert(0, ROOT)
-    image, mask = np.load(path + "_image.npy"), np.load(path + "_mask.npy")
+def runner(method):
+    """The call being measured, as rembg.remove(alpha_matting=True) makes it."""
     if method == "rembg":
         from rembg.bg import alpha_matting_cutout, decontaminate_cutout
 
-        def run(i, m):  # as rembg.remove(alpha_matting=True) does it
-            try:
-                return np.asarray(alpha_matting_cutout(Image.fromarray(i), Image.fromarray(m), 240, 10, 10))
-            except ValueError:
-                return np.asarray(decontaminate_cutout(Image.fromarray(i), Image.fromarray(m)))
+        def run(image, mask):
+            with contextlib.redirect_stdout(io.StringIO()):  # pymatting prints ichol retries
+                try:
+                    cutout = alpha_matting_cutout(Image.fromarray(image), Image.fromarray(mask), 240, 10, 10)
+                except ValueError:
+                    cutout = decontaminate_cutout(Image.fromarray(image), Image.fromarray(mask))
+            return np.asarray(cutout)
     else:
+        sys.path.insert(0, ROOT)
         from segkit.matting import alpha_matting_fast
 
-        def run(i, m):
-            return alpha_matting_fast(i, m, 240, 10, 10)
-    run(image[:600, :600].copy(), mask[:600, :600].copy())  # warm-up: numba caches, not timed
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    start = time.perf_counter()
-    cutout = run(image, mask)
-    seconds = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    np.save(out, cutout[..., 3])
-    print(json.dumps({"seconds": seconds, "peak_mb": peak / 1024, "base_mb": base / 1024}))
+        def run(image, mask):
+            return alpha_matting_fast(image, mask, 240, 10, 10)
+    return run
 
 
-def run_child(method, path, out):
-    result = subprocess.run([sys.executable, __file__, "--child", method, path, out], capture_output=True, text=True)
+def warm(run, image, mask):
+    """Compile/load numba caches on a crop that has foreground, background and a band."""
+    y, x = np.unravel_index(np.argmin(np.abs(mask.astype(int) - 128)), mask.shape)
+    y0, x0 = max(0, min(y - 150, mask.shape[0] - 300)), max(0, min(x - 150, mask.shape[1] - 300))
+    run(image[y0:y0 + 300, x0:x0 + 300].copy(), mask[y0:y0 + 300, x0:x0 + 300].copy())
+
+
+def _status_mb(field):
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith(field + ":")) / 1024
+
+
+def child(method, path):
+    """Peak memory of one call in this fresh process; prints JSON. Linux's
+    ru_maxrss would include the parent's RSS at fork, so this reads VmHWM,
+    reset before the call through /proc/self/clear_refs."""
+    image, mask = np.load(path + "_image.npy"), np.load(path + "_mask.npy")
+    run = runner(method)
+    warm(run, image, mask)
+    with open("/proc/self/clear_refs", "w") as clear:
+        clear.write("5")  # reset the peak-RSS mark
+    base = _status_mb("VmRSS")
+    run(image, mask)
+    print(json.dumps({"peak_mb": _status_mb("VmHWM"), "base_mb": base}))
+
+
+def peak_memory(method, path):
+    result = subprocess.run([sys.executable, __file__, "--child", method, path], capture_output=True, text=True)
     if result.returncode:
         sys.exit(f"{method} failed on {path}:\n{result.stderr}")
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def timed(run, image, mask):
+    start = time.perf_counter()
+    out = run(image, mask)
+    return time.perf_counter() - start, out
 
 
 def main():
@@ -106,39 +136,49 @@ def main():
     parser.add_argument("--skip-reference-above", type=float, default=None, metavar="MP",
                         help="do not run rembg on images larger than this (it needs minutes and GBs)")
     parser.add_argument("--u2netp", metavar="ONNX", help="use the u2netp model's mask instead of a synthetic one")
-    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--repeat", type=int, default=3, help="timed calls of each method per case")
+    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         return child(*args.child)
     sys.path.insert(0, ROOT)
     from segkit.matting import make_trimap
 
-    mask_kind = "u2netp" if args.u2netp else "synthetic"
-    print(f"mask: {mask_kind}; times in s, peak = process max RSS in MB (delta = above the pre-call RSS)")
+    print(f"mask: {'u2netp' if args.u2netp else 'synthetic'}; time = median of {args.repeat} interleaved calls; "
+          "peak = max RSS (MB) of a fresh process making one call, (delta) = above its RSS before the call")
     print(f"{'image':10} {'MP':>5} {'band%':>6} {'rembg s':>8} {'fast s':>7} {'speedup':>8} "
-          f"{'rembg MB':>14} {'fast MB':>12} {'mem ratio':>9} {'band MAD':>9}")
+          f"{'rembg MB':>14} {'fast MB':>12} {'mem ratio':>9} {'band MAD':>9} {'RGB MAD':>8}")
+    methods = {"rembg": runner("rembg"), "fast": runner("fast")}
     with tempfile.TemporaryDirectory() as tmp:
         for megapixels in args.sizes:
             for name in args.images:
                 path = make_case(name, megapixels, args.u2netp, tmp)
-                mask = np.load(path + "_mask.npy")
+                image, mask = np.load(path + "_image.npy"), np.load(path + "_mask.npy")
                 unknown = make_trimap(mask, 240, 10, 10) == 128
                 skip = args.skip_reference_above is not None and megapixels > args.skip_reference_above
-                ref = None if skip else run_child("rembg", path, os.path.join(tmp, "ref.npy"))
-                fast = run_child("fast", path, os.path.join(tmp, "fast.npy"))
-                mp = mask.size / 1e6
-                row = f"{name:10} {mp:5.1f} {100 * unknown.mean():6.1f} "
-                if ref is None:
-                    row += f"{'skipped':>8} {fast['seconds']:7.2f} {'-':>8} {'-':>14} "
-                    row += f"{fast['peak_mb']:5.0f} ({fast['peak_mb'] - fast['base_mb']:4.0f}) {'-':>9} {'-':>9}"
+                use = ["fast"] if skip else ["rembg", "fast"]
+                times, outs = {m: [] for m in use}, {}
+                for m in use:
+                    warm(methods[m], image, mask)
+                for _ in range(args.repeat):
+                    for m in use:
+                        seconds, outs[m] = timed(methods[m], image, mask)
+                        times[m].append(seconds)
+                t = {m: float(np.median(v)) for m, v in times.items()}
+                mem = {m: peak_memory(m, path) for m in use}
+                row = f"{name:10} {mask.size / 1e6:5.1f} {100 * unknown.mean():6.1f} "
+                fast_mb = f"{mem['fast']['peak_mb']:5.0f} ({mem['fast']['peak_mb'] - mem['fast']['base_mb']:4.0f})"
+                if skip:
+                    row += f"{'skipped':>8} {t['fast']:7.2f} {'-':>8} {'-':>14} {fast_mb} {'-':>9} {'-':>9} {'-':>8}"
                 else:
-                    a = np.load(os.path.join(tmp, "ref.npy")).astype(float)
-                    b = np.load(os.path.join(tmp, "fast.npy")).astype(float)
-                    mad = np.abs(a - b)[unknown].mean() / 255 if unknown.any() else 0.0
-                    row += (f"{ref['seconds']:8.2f} {fast['seconds']:7.2f} {ref['seconds'] / fast['seconds']:7.1f}x "
-                            f"{ref['peak_mb']:6.0f} ({ref['peak_mb'] - ref['base_mb']:5.0f}) "
-                            f"{fast['peak_mb']:5.0f} ({fast['peak_mb'] - fast['base_mb']:4.0f}) "
-                            f"{fast['peak_mb'] / ref['peak_mb']:8.2f}x {mad:9.4f}")
+                    a, b = outs["rembg"].astype(float), outs["fast"].astype(float)
+                    mad = np.abs(a[..., 3] - b[..., 3])[unknown].mean() / 255 if unknown.any() else 0.0
+                    partial = (a[..., 3] > 0) & (a[..., 3] < 255)
+                    rgb = np.abs(a[..., :3] - b[..., :3])[partial].mean() / 255 if partial.any() else 0.0
+                    ref = mem["rembg"]
+                    ref_mb = f"{ref['peak_mb']:6.0f} ({ref['peak_mb'] - ref['base_mb']:5.0f})"
+                    row += (f"{t['rembg']:8.2f} {t['fast']:7.2f} {t['rembg'] / t['fast']:7.1f}x {ref_mb} {fast_mb} "
+                            f"{mem['fast']['peak_mb'] / mem['rembg']['peak_mb']:8.2f}x {mad:9.4f} {rgb:8.4f}")
                 print(row, flush=True)
 
 

@@ -6,13 +6,16 @@ image, while rembg's trimaps leave only a few percent of the pixels unknown:
 * ``band_system`` builds pymatting's closed-form matting system (the same
   numbers as ``cf_laplacian`` + the unknown/known split) for the unknown
   pixels only, with the known pixels folded into the right-hand side.
-* ``nested_dissection`` + ``solve`` solve that system exactly
-  (sparse Cholesky). Iterative solvers were measured and rejected: with
-  pymatting's epsilon of 1e-7 the system is so ill-conditioned that CG with
-  Jacobi, ichol, block-Jacobi or AMG preconditioners stays 0.1 off rembg's
-  alpha after many iterations, while the direct solve matches it to ~1e-4.
-* ``fb_sweeps`` runs pymatting's ``estimate_foreground_ml`` update on a list
-  of pixels instead of the whole image.
+* ``nested_dissection`` + ``solve`` solve that system exactly (multifrontal
+  sparse Cholesky, LAPACK/BLAS on dense fronts). Iterative solvers were
+  measured and rejected: with pymatting's epsilon of 1e-7 the system is so
+  ill-conditioned that CG with Jacobi, ichol, block-Jacobi or AMG (pyamg)
+  preconditioners, even warm-started from the mask or from a half-resolution
+  solution, stays 0.02-0.15 off rembg's alpha after many iterations (the error
+  is global, not local), while the direct solve matches it to ~1e-4. scipy's
+  SuperLU with the same ordering took ~3x longer.
+* ``neighbourhood`` + ``fb_level`` run pymatting's ``estimate_foreground_ml``
+  update on the pixels near the band instead of the whole image.
 """
 
 import ctypes
@@ -50,62 +53,98 @@ def _openblas_threads_setter():
 _SET_BLAS_THREADS = _openblas_threads_setter()
 
 
-def solve(indptr, indices, data, b, starts, ends, kid_ptr, kids, threads=None):
+def solve(indptr, indices, data, b, starts, ends, kid_ptr, kids, threads=None, budget=None):
     """Solve the SPD system A x = b (A in CSR, rows in nested-dissection order,
     tree from nested_dissection) with a multifrontal Cholesky. Independent
     subtrees are factorised on `threads` threads (default: CPU count, at most
-    4), then their ancestors. Returns None if A is not positive definite."""
+    4), then their ancestors. The factor is kept in float32 rows (half the
+    memory; measured 1e-7 off float64). If it would still take more than
+    `budget` bytes (wide unknown regions fill in as n log n), only the
+    ancestors' rows are kept and each subtree is factorised again just before
+    its back substitution: ~1.7x the time, a fraction of the memory.
+    Returns None if A is not positive definite."""
     nodes = len(starts)
     border_ptr, border_idx = _symbolic(indptr, indices, starts, ends, kid_ptr, kids)
     nv = ends - starts
-    factor_ptr = np.concatenate([[0], np.cumsum(nv * (nv + np.diff(border_ptr) + 1))])
-    factors = np.empty(factor_ptr[-1])
+    width = nv + np.diff(border_ptr)
+    size = nv * (width + 1)
     first = np.arange(nodes)  # first node of each subtree, in postorder
     for k in range(nodes):
         if kid_ptr[k + 1] > kid_ptr[k]:
             first[k] = first[kids[kid_ptr[k]]]
     threads = threads or min(os.cpu_count() or 1, 4)
-    tasks = _subtrees(kid_ptr, kids, nv * (nv + np.diff(border_ptr)) ** 2, threads)
-    skip, external = np.zeros(nodes, np.bool_), np.full(nodes, -1, np.int64)
-    args = (indptr, indices, data, b, starts, ends, kid_ptr, kids, border_ptr, border_idx, factor_ptr, factors)
+    recompute = budget is not None and 4 * size.sum() > budget
+    if recompute:
+        # more subtrees: smaller ones to redo, but more Schur complements held at once
+        tasks = _subtrees(kid_ptr, kids, size, max(4 * threads, min(64, int(8 * size.sum() / budget))))
+    else:
+        tasks = _subtrees(kid_ptr, kids, nv * width**2, 4 * threads if threads > 1 else 1)
+    in_task = np.zeros(nodes, np.bool_)
+    external = np.full(nodes, -1, np.int64)
+    for i, k in enumerate(tasks):
+        in_task[first[k]:k + 1] = True
+        external[k] = i
 
-    def factor(first_node, last_node, fronts, ranks):
+    def rows_for(kept):
+        offsets = np.full(nodes, -1, np.int64)
+        offsets[kept] = np.cumsum(size[kept]) - size[kept]
+        return offsets, np.empty(size[kept].sum(), np.float32)
+
+    offsets, factors = rows_for(~in_task if recompute else np.ones(nodes, np.bool_))
+    system = (indptr, indices, data, b, starts, ends, kid_ptr, kids, border_ptr, border_idx)
+    no_skip, no_fronts = np.zeros(nodes, np.bool_), List.empty_list(nb.types.float64[:, ::1])
+    no_ranks = np.zeros(0, np.int64)
+    x = np.zeros(len(b))
+
+    def single_blas(function, *args):
         previous = _SET_BLAS_THREADS(1) if _SET_BLAS_THREADS else None
         try:
-            return _factor(*args, first_node, last_node, skip, external, fronts, ranks, *BLAS)
+            return function(*args)
         finally:
             if _SET_BLAS_THREADS:
                 _SET_BLAS_THREADS(previous)
 
-    no_fronts = List.empty_list(nb.types.float64[:, ::1])
-    if len(tasks) > 1:
-        with ThreadPoolExecutor(threads) as pool:
-            done = list(pool.map(lambda k: factor(first[k], k, no_fronts, np.zeros(0, np.int64)), tasks))
-        if not all(ok for ok, _, _ in done):
+    def subtree(k, rows, out):
+        return single_blas(_factor, *system, rows, out, first[k], k, no_skip, external, no_fronts, no_ranks, *BLAS)
+
+    def redo(k):  # factor one subtree again, keeping its rows, and back-substitute it
+        rows, out = rows_for((np.arange(nodes) >= first[k]) & (np.arange(nodes) <= k))
+        ok = subtree(k, rows, out)[0]
+        _back_substitute(starts, ends, border_ptr, border_idx, rows, out, x, first[k], k)
+        return ok
+
+    if tasks == [nodes - 1]:
+        if not subtree(nodes - 1, offsets, factors)[0]:
             return None
-        for i, k in enumerate(tasks):
-            skip[first[k]:k + 1] = True
-            external[k] = i
+        return _back_substitute(starts, ends, border_ptr, border_idx, offsets, factors, x, 0, nodes - 1)
+    with ThreadPoolExecutor(threads) as pool:
+        done = list(pool.map(lambda k: subtree(k, offsets, factors), tasks))
         fronts = List.empty_list(nb.types.float64[:, ::1])
         for _, front, _ in done:
             fronts.append(front)
-        ok, _, _ = factor(0, nodes - 1, fronts, np.array([rank for _, _, rank in done], np.int64))
-    else:
-        ok, _, _ = factor(0, nodes - 1, no_fronts, np.zeros(0, np.int64))
-    return _back_substitute(starts, ends, border_ptr, border_idx, factor_ptr, factors, len(b)) if ok else None
+        ranks = np.array([rank for _, _, rank in done], np.int64)
+        ok = all(d[0] for d in done) and single_blas(
+            _factor, *system, offsets, factors, 0, nodes - 1, in_task, external, fronts, ranks, *BLAS)[0]
+        del done, fronts
+        if not ok:
+            return None
+        _back_substitute(starts, ends, border_ptr, border_idx, offsets, factors, x, 0, nodes - 1)
+        if recompute and not all(pool.map(redo, tasks)):
+            return None
+    return x
 
 
-def _subtrees(kid_ptr, kids, cost, threads):
-    """Disjoint subtrees to factorise in parallel: split the costliest one into
-    its children until each is small against the total (or there are many)."""
-    nodes = len(cost)
+def _subtrees(kid_ptr, kids, weight, parts):
+    """Disjoint subtrees to work on separately: split the heaviest one into its
+    children until there are `parts` of them or it is a leaf."""
+    nodes = len(weight)
     total = np.zeros(nodes)
     for k in range(nodes):
-        total[k] = cost[k] + sum(total[c] for c in kids[kid_ptr[k]:kid_ptr[k + 1]])
+        total[k] = weight[k] + sum(total[c] for c in kids[kid_ptr[k]:kid_ptr[k + 1]])
     tasks = [nodes - 1]
-    while threads > 1 and len(tasks) < 4 * threads:
+    while len(tasks) < parts:
         k = max(tasks, key=lambda t: total[t])
-        if kid_ptr[k + 1] == kid_ptr[k] or total[k] < total[-1] / (2 * threads):
+        if kid_ptr[k + 1] == kid_ptr[k]:
             break
         tasks.remove(k)
         tasks += list(kids[kid_ptr[k]:kid_ptr[k + 1]])
@@ -120,8 +159,8 @@ def band_system(full_image, is_fg, idx, ys, xs, oy, ox, eps):
     ``is_fg`` and ``idx`` (row number of each unknown pixel, -1 if known) are
     crops at offset (oy, ox) of the uint8 image that reach 2 pixels past every
     unknown pixel; (ys, xs) are the unknown pixels in row order, crop
-    coordinates. Returns (values, columns, rhs): 25 slots per row (the 5x5
-    neighbourhood), column -1 where unused; known pixels go to the rhs.
+    coordinates. Returns the unknown-unknown block in CSR (indptr, columns,
+    values) and the right-hand side that the known pixels make.
     """
     height, width = full_image.shape[:2]
     h, w = idx.shape
@@ -182,17 +221,23 @@ def band_system(full_image, is_fg, idx, ys, xs, oy, ox, eps):
                     t = v0 * c[qj, 0] + v1 * c[qj, 1] + v2 * c[qj, 2]
                     slot = (qj // 3 - qi // 3 + 2) * 5 + qj % 3 - qi % 3 + 2
                     values[i, slot] += (1.0 if qi == qj else 0.0) - (1.0 + t) / 9.0
-    columns = np.full((n, 25), -1, np.int32)
+    # CSR, compacted in place (entry i*25+s only ever moves down)
+    flat_values, columns = values.reshape(-1), np.empty(n * 25, np.int32)
+    indptr = np.zeros(n + 1, np.int64)
     rhs = np.zeros(n)
+    nnz = 0
     for i in range(n):
         for s in range(25):
             if values[i, s] != 0.0:
                 y, x = ys[i] + s // 5 - 2, xs[i] + s % 5 - 2
                 if idx[y, x] >= 0:
-                    columns[i, s] = idx[y, x]
+                    flat_values[nnz] = values[i, s]
+                    columns[nnz] = idx[y, x]
+                    nnz += 1
                 elif is_fg[y, x]:
                     rhs[i] -= values[i, s]
-    return values, columns, rhs
+        indptr[i + 1] = nnz
+    return indptr, columns[:nnz], flat_values[:nnz], rhs
 
 
 @nb.njit(cache=True, nogil=True)
@@ -282,12 +327,12 @@ def _symbolic(indptr, indices, starts, ends, kid_ptr, kids):
 
 
 @nb.njit(cache=True, nogil=True)
-def _factor(indptr, indices, data, b, starts, ends, kid_ptr, kids, border_ptr, border_idx, factor_ptr, factors,
+def _factor(indptr, indices, data, b, starts, ends, kid_ptr, kids, border_ptr, border_idx, offsets, factors,
             first, last, skip, external, fronts, ranks, potrf, trsm, syrk):
     """Multifrontal Cholesky of nodes first..last (postorder): each node
     assembles a dense front from A and its children's Schur complements,
-    eliminates its own variables with LAPACK/BLAS (front rows go to
-    `factors`) and passes its Schur complement up. The right-hand side rides
+    eliminates its own variables with LAPACK/BLAS (its front rows go to
+    factors[offsets[k]:], unless that is -1) and passes its Schur complement up. The right-hand side rides
     along as the front's last column, so this is also the forward solve.
     Skipped nodes were done elsewhere; a skipped node k with external[k] >= 0
     hands over fronts[external[k]] with ranks[external[k]] eliminated rows.
@@ -346,23 +391,26 @@ def _factor(indptr, indices, data, b, starts, ends, kid_ptr, kids, border_ptr, b
             schur = front[nv:, nv:]
             syrk(chars[0:].ctypes, chars[3:].ctypes, ints[2:].ctypes, ints[0:].ctypes, scalars[1:].ctypes,
                  right.ctypes, ints[1:].ctypes, scalars[0:].ctypes, schur.ctypes, ints[1:].ctypes)
-            factors[factor_ptr[k]:factor_ptr[k + 1]] = front[:nv].ravel()
+            if offsets[k] >= 0:
+                factors[offsets[k]:offsets[k] + nv * (f + 1)] = front[:nv].ravel()
         pending.append(front)
         ranks_pending.append(nv)
     return True, front, nv
 
 
 @nb.njit(cache=True, nogil=True)
-def _back_substitute(starts, ends, border_ptr, border_idx, factor_ptr, factors, n):
-    """x from the factor rows: the forward solve already sits in their last column."""
-    x = np.zeros(n)
-    for k in range(starts.shape[0] - 1, -1, -1):
+def _back_substitute(starts, ends, border_ptr, border_idx, offsets, factors, x, first, last):
+    """x for nodes last..first with kept rows (the forward solve already sits
+    in their last column); later variables must be solved already."""
+    for k in range(last, first - 1, -1):
+        if offsets[k] < 0:
+            continue
         s, nv = starts[k], ends[k] - starts[k]
         border = border_idx[border_ptr[k]:border_ptr[k + 1]]
         width = nv + border.shape[0] + 1
         for i in range(nv - 1, -1, -1):
-            row = factors[factor_ptr[k] + i * width:factor_ptr[k] + (i + 1) * width]
-            acc = row[-1]
+            row = factors[offsets[k] + i * width:offsets[k] + (i + 1) * width]
+            acc = np.float64(row[-1])
             for j in range(border.shape[0]):
                 acc -= row[nv + j] * x[border[j]]
             for j in range(i + 1, nv):
@@ -409,7 +457,8 @@ def neighbourhood(ys, xs, radius, height, width):
 
 
 @nb.njit(cache=True, nogil=True)
-def fb_level(image, alpha, rows, cols, coarse_fg, coarse_bg, ay, ax, ry, rx, iterations, regularization, gradient_weight):
+def fb_level(image, alpha, rows, cols, coarse_fg, coarse_bg, ay, ax, ry, rx,
+             iterations, regularization, gradient_weight):
     """One finer level of pymatting's estimate_foreground_ml on the active
     pixels (ay, ax): the level's pixel (y, x) samples the full uint8 image and
     float32 alpha at (rows[y], cols[x]); fg/bg start, at the ring pixels

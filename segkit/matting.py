@@ -5,7 +5,7 @@ pymatting's closed-form matting over the whole image and estimates foreground
 colours over the whole image. Only a few percent of the pixels are unknown,
 so :func:`alpha_matting_fast` solves the same linear system for those pixels
 only, exactly (see ``_matting_kernels``), and estimates colours only near
-partial alpha. :func:`alpha_matting_reference` keeps rembg's whole-image
+them. :func:`alpha_matting_reference` keeps rembg's whole-image
 behaviour for parity tests and benchmarks.
 
 Fallback: when the trimap has no foreground, no background or no unknown
@@ -26,6 +26,9 @@ from scipy.sparse.linalg import spsolve
 from . import _matting_kernels as kernels
 
 EPSILON = 1e-7  # pymatting's cf_laplacian default, which rembg uses
+# Above this many bytes of Cholesky factor per image pixel (wide unknown regions),
+# the solver recomputes instead of keeping it: rembg peaks at ~500 bytes per pixel.
+FACTOR_BYTES_PER_PIXEL = 48
 
 
 def make_trimap(mask, foreground_threshold, background_threshold, erode_size):
@@ -115,11 +118,10 @@ def _solve_alpha(image, trimap):
     idx = np.full((y1 - y0, x1 - x0), -1, np.int32)
     idx[ys - y0, xs - x0] = np.arange(len(ys), dtype=np.int32)
     is_fg = trimap[y0:y1, x0:x1] == 255
-    values, columns, rhs = kernels.band_system(image, is_fg, idx, ys - y0, xs - x0, y0, x0, EPSILON)
-    keep = columns >= 0
-    indptr = np.concatenate([[0], np.cumsum(keep.sum(axis=1))])
-    columns, values = columns[keep], values[keep]
-    x = kernels.solve(indptr, columns, values, rhs, starts, ends, kid_ptr, kids)
+    indptr, columns, values, rhs = kernels.band_system(image, is_fg, idx, ys - y0, xs - x0, y0, x0, EPSILON)
+    del idx, is_fg
+    budget = FACTOR_BYTES_PER_PIXEL * height * width
+    x = kernels.solve(indptr, columns, values, rhs, starts, ends, kid_ptr, kids, budget=budget)
     if x is None:  # not positive definite in floating point: general sparse LU
         x = spsolve(sparse.csr_matrix((values, columns, indptr), shape=(len(rhs),) * 2).tocsc(), rhs)
     x = np.clip(x, 0, 1)

@@ -12,6 +12,7 @@ from PIL import Image, ImageFilter
 from scipy.ndimage import binary_erosion
 from skimage import data
 
+from segkit import matting
 from segkit.matting import alpha_matting_fast, alpha_matting_reference, make_trimap
 
 PHOTOS = {"astronaut": (0.45, 0.5, 0.4, 0.3), "chelsea": (0.5, 0.45, 0.35, 0.4), "coffee": (0.5, 0.5, 0.35, 0.4)}
@@ -129,6 +130,18 @@ def test_separate_band_regions():
     fast = alpha_matting_fast(image, mask, 240, 10, 10)
     ref = alpha_matting_reference(image, mask, 240, 10, 10)
     assert band_mad(fast, ref, unknown) <= 0.02
+
+
+def test_low_memory_solve_gives_the_same_cutout(monkeypatch):
+    """Over the factor budget the solver recomputes subtrees instead of keeping them."""
+    image, mask = photo("astronaut")
+    normal = alpha_matting_fast(image, mask, 240, 10, 10)
+    monkeypatch.setattr(matting, "FACTOR_BYTES_PER_PIXEL", 0.01)
+    assert np.array_equal(alpha_matting_fast(image, mask, 240, 10, 10), normal)
+    monkeypatch.setattr(matting.kernels.os, "cpu_count", lambda: 1)  # and on one thread
+    assert np.array_equal(alpha_matting_fast(image, mask, 240, 10, 10), normal)
+    monkeypatch.setattr(matting, "FACTOR_BYTES_PER_PIXEL", 48)
+    assert np.array_equal(alpha_matting_fast(image, mask, 240, 10, 10), normal)
 
 
 def binary(shape):
