@@ -153,6 +153,8 @@ def _estimate_foreground(image, alpha, ys, xs, out, radius=3, coarse_side=256):
             try:
                 fg, bg = estimate_foreground_ml(image[np.ix_(rows, cols)] / 255.0, alpha[np.ix_(rows, cols)],
                                                 return_background=True)
+            except ZeroDivisionError:  # pymatting fails on single pixels: keep the composed colours
+                return
             finally:
                 numba.set_num_threads(threads)
             continue
