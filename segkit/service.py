@@ -4,6 +4,7 @@ its controls to these functions; nothing here knows about Gradio."""
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
@@ -16,9 +17,10 @@ from typing import Any, Optional
 from .api import ProgressFn, process
 from .compose import Background, compose
 from .encode import save_png, write_zip
-from .errors import InvalidInputError, public_message
+from .errors import InvalidInputError, ModelNotAvailableError, public_message
 from .inputs import decode
 
+log = logging.getLogger("segkit")
 MAX_BATCH = int(os.getenv("SEGKIT_MAX_BATCH", 16))
 OUTPUT_TTL = int(os.getenv("SEGKIT_OUTPUT_TTL", 3600))
 
@@ -66,6 +68,23 @@ def _load_background(background: Background) -> Background:
     return background
 
 
+def _for_visitor(exc: ModelNotAvailableError, model: str) -> ModelNotAvailableError:
+    """A web visitor cannot fetch files onto the server: the message's first line (what is wrong) and
+    what they can do; the sources tried and the by-hand fix go to the server's log for its operator."""
+    log.warning("%s", public_message(exc))
+    summary = public_message(exc).split("\n", 1)[0].removesuffix(" Tried:").rstrip(" .:") + "."
+    return ModelNotAvailableError(
+        f"{summary} Choose a model marked cached (u2netp works offline), or ask whoever runs this server to run "
+        f"`python -m segkit download {model}` (details are in the server's log).")
+
+
+def _process(inputs: list[Any], model: str, *args, progress: ProgressFn = None):
+    try:
+        return process(inputs, model, *args, progress=progress)
+    except ModelNotAvailableError as exc:
+        raise _for_visitor(exc, model) from exc
+
+
 def serve_batch(inputs: list[Any], model: str = "u2netp", alpha_matting: bool = False,
                 alpha_matting_foreground_threshold: int = 240, alpha_matting_background_threshold: int = 20,
                 alpha_matting_erode_size: int = 10, post_process_mask: bool = False,
@@ -77,8 +96,9 @@ def serve_batch(inputs: list[Any], model: str = "u2netp", alpha_matting: bool = 
     if len(inputs) > MAX_BATCH:
         raise InvalidInputError(f"{len(inputs)} images is more than the {MAX_BATCH} allowed per batch")
     background = _load_background(background)
-    results = process(inputs, model, alpha_matting, alpha_matting_foreground_threshold,
-                      alpha_matting_background_threshold, alpha_matting_erode_size, post_process_mask, progress)
+    results = _process(inputs, model, alpha_matting, alpha_matting_foreground_threshold,
+                       alpha_matting_background_threshold, alpha_matting_erode_size, post_process_mask,
+                       progress=progress)
     folder = output_dir(root)
     served, warnings, named = [], [], []
     for index, result in enumerate(results):
@@ -114,8 +134,8 @@ def serve_one(image: Any, model: str = "u2netp", alpha_matting: bool = False,
               alpha_matting_erode_size: int = 10, post_process_mask: bool = False,
               root: str | os.PathLike | None = None) -> str:
     """One image in, the path of its RGBA PNG cutout out; a bad image raises its error."""
-    (result,) = process([image], model, alpha_matting, alpha_matting_foreground_threshold,
-                        alpha_matting_background_threshold, alpha_matting_erode_size, post_process_mask)
+    (result,) = _process([image], model, alpha_matting, alpha_matting_foreground_threshold,
+                         alpha_matting_background_threshold, alpha_matting_erode_size, post_process_mask)
     if result.error:
         raise InvalidInputError(public_message(result.error))
     path = output_dir(root) / f"{Path(result.label).stem or 'image'}.png"

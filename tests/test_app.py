@@ -1,6 +1,8 @@
 """The real app on a localhost port, driven by gradio_client as a program would."""
 
 import shutil
+import subprocess
+import sys
 import zipfile
 
 import numpy as np
@@ -9,9 +11,12 @@ import requests
 from gradio_client import Client, handle_file
 from PIL import Image
 
-from appserver import AppServer
 import corpus
+from appserver import REPO, AppServer
 from conftest import png_bytes
+
+SEED_PARAMETERS = ["alpha_matting", "alpha_matting_foreground_threshold", "alpha_matting_background_threshold",
+                   "alpha_matting_erode_size", "post_process_mask"]
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +42,11 @@ def files(tmp_path, photos):
     return paths
 
 
+def batch(client, paths, background="transparent", colour="#ffffff", post_process_mask=False):
+    return client.predict([handle_file(str(p)) for p in paths], "u2netp", False, 240, 20, 10, post_process_mask,
+                          background, colour, None, api_name="/remove_background_batch")
+
+
 def test_single_image_endpoint_returns_rgba_png_of_input_size(client, files):
     # the README's call, argument for argument
     out = client.predict(handle_file(str(files["chelsea"])), "u2netp", False, 240, 20, 10, False,
@@ -48,24 +58,33 @@ def test_single_image_endpoint_returns_rgba_png_of_input_size(client, files):
 
 
 def test_batch_with_a_bad_file_returns_the_rest_and_names_it(client, files):
-    gallery, zip_path, before_after, mask, classes, status, notes = client.predict(
-        [handle_file(str(files[k])) for k in ("chelsea", "broken", "coffee")], None, "u2netp", False, 240, 20, 10,
-        True, "transparent", "#ffffff", None, api_name="/remove_background_batch")
+    gallery, zip_path, before_after, mask, classes, notes = batch(
+        client, [files["chelsea"], files["broken"], files["coffee"]], post_process_mask=True)
     assert [Image.open(item["image"]).size for item in gallery] == [(451, 300), (600, 400)]
-    assert all(Image.open(item["image"]).mode == "RGBA" for item in gallery)
-    assert gallery[0]["caption"].startswith("chelsea.png · 451×300 · ")
+    assert all(Image.open(item["image"]).format == "PNG" and Image.open(item["image"]).mode == "RGBA"
+               for item in gallery)
+    assert gallery[0]["caption"].startswith("chelsea.png · 451×300 · ") and gallery[0]["caption"].endswith(" s")
     assert "broken.png" in notes and "truncated or corrupt" in notes
     with zipfile.ZipFile(zip_path) as archive:
         assert sorted(archive.namelist()) == ["chelsea.png", "coffee.png"]
-    assert Image.open(mask).mode == "L" and "CPU" in status
+    assert [Image.open(path).size for path in before_after] == [(451, 300), (451, 300)]
+    assert Image.open(mask).mode == "L" and classes == []
 
 
 def test_colour_background_gives_an_opaque_image(client, files):
-    gallery, *_ = client.predict(
-        [handle_file(str(files["coffee"]))], None, "u2netp", False, 240, 20, 10, False, "colour",
-        "#00ff00", None, api_name="/remove_background_batch")
+    gallery, *_ = batch(client, [files["coffee"]], "colour", "#00ff00")
     image = np.asarray(Image.open(gallery[0]["image"]))
     assert image.shape == (400, 600, 3) and (image.reshape(-1, 3) == [0, 255, 0]).all(axis=1).mean() > 0.05
+
+
+def test_endpoints_take_the_seed_parameters_by_name(client, files):
+    api = client.view_api(return_format="dict", print_info=False)
+    assert set(api["named_endpoints"]) == {"/remove_background", "/remove_background_batch"}
+    for name, first in (("/remove_background", "image"), ("/remove_background_batch", "files")):
+        names = [p["parameter_name"] for p in api["named_endpoints"][name]["parameters"]]
+        assert names[:7] == [first, "model", *SEED_PARAMETERS]
+    out = client.predict(image=handle_file(str(files["coffee"])), post_process_mask=True, api_name="/remove_background")
+    assert Image.open(out).size == (600, 400)
 
 
 def test_errors_are_clear_text_without_paths(client, files, tmp_path):
@@ -75,6 +94,10 @@ def test_errors_are_clear_text_without_paths(client, files, tmp_path):
     assert "Traceback" not in str(info.value) and str(tmp_path) not in str(info.value)
     with pytest.raises(Exception, match="u3net is not in the list of choices"):
         client.predict(handle_file(str(files["coffee"])), "u3net", api_name="/remove_background")
+    with pytest.raises(Exception, match="background threshold must be the lower one"):
+        client.predict(handle_file(str(files["coffee"])), "u2netp", True, 20, 240, api_name="/remove_background")
+    with pytest.raises(Exception, match="no image given"):
+        client.predict([], background_image=None, api_name="/remove_background_batch")
 
 
 def test_no_file_outside_gradios_temp_files_is_served(server):
@@ -100,3 +123,9 @@ def test_corpus_through_the_app(client, name, tmp_path):
     message = str(info.value)
     assert message.startswith(path.name) and expected in message and "Traceback" not in message
     assert str(tmp_path) not in message
+
+
+def test_unknown_preload_model_stops_with_the_valid_names():
+    done = subprocess.run([sys.executable, str(REPO / "app.py"), "--preload", "u3net"], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "unknown model 'u3net'; choose one of: u2net, u2netp" in done.stderr

@@ -48,6 +48,7 @@ def test_upload_photo_and_see_cutout(server, photos, tmp_path):
         cutout = page.locator("img[src*='-cutout.png']").first
         expect(cutout).to_be_visible(timeout=120_000)
         expect(page.get_by_text("cat.png · 451×300").first).to_be_visible(timeout=10_000)
+        expect(page.get_by_role("button", name="Download all (zip)")).to_be_visible(timeout=10_000)
         page.wait_for_timeout(1000)
         page.screenshot(path=str(artifacts / "browser.png"), full_page=True)
         src = cutout.get_attribute("src")
