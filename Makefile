@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup app demo test bench
+.PHONY: setup app test bench
 $(VENV)/.installed: requirements.txt requirements-test.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-test.txt
@@ -14,9 +14,6 @@ setup: $(VENV)/.installed
 
 app: setup
 	$(PY) app.py $(ARGS)
-
-demo: setup
-	$(PY) -m segkit.sample
 
 test: setup
 	$(PY) -m pytest $(ARGS)
