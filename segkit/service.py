@@ -19,6 +19,7 @@ from .compose import Background, compose
 from .encode import save_png, write_zip
 from .errors import InvalidInputError, ModelNotAvailableError, public_message
 from .inputs import decode
+from .registry import get_model
 
 log = logging.getLogger("segkit")
 MAX_BATCH = int(os.getenv("SEGKIT_MAX_BATCH", 16))
@@ -73,9 +74,11 @@ def _for_visitor(exc: ModelNotAvailableError, model: str) -> ModelNotAvailableEr
     what they can do; the sources tried and the by-hand fix go to the server's log for its operator."""
     log.warning("%s", public_message(exc))
     summary = public_message(exc).split("\n", 1)[0].removesuffix(" Tried:").rstrip(" .:") + "."
+    source = get_model(model).weights.sources[0].describe()
     return ModelNotAvailableError(
-        f"{summary} Choose a model marked cached (u2netp works offline), or ask whoever runs this server to run "
-        f"`python -m segkit download {model}` (details are in the server's log).")
+        f"{summary} Its weights download from {source}. Choose a model marked cached (u2netp works offline), "
+        f"or ask whoever runs this server to run `python -m segkit download {model}` (details are in the "
+        "server's log).")
 
 
 def _process(inputs: list[Any], model: str, *args, progress: ProgressFn = None):

@@ -91,7 +91,9 @@ def test_an_unreachable_model_tells_a_visitor_what_to_do(monkeypatch, tmp_path):
     with pytest.raises(ModelNotAvailableError) as info:
         service.serve_one(b"unused", "silueta", root=tmp_path)
     message = str(info.value)
-    assert message.startswith("model 'silueta': no source could be reached. Choose a model marked cached")
+    assert message.startswith("model 'silueta': no source could be reached. Its weights download from "
+                              "https://github.com/danielgatis/rembg/releases/download/v0.0.0/silueta.onnx. "
+                              "Choose a model marked cached")
     assert "`python -m segkit download silueta`" in message and "example.invalid" not in message
 
 
