@@ -158,6 +158,7 @@ def _fetch_one(source: Source, weights: WeightFile, final: Path, progress: Progr
         _FETCHERS[source.kind](source, tmp, progress)
         if not verify(tmp, weights):
             raise OSError(f"checksum mismatch (expected {weights.checksum})")
+        tmp.chmod(0o644)  # mkstemp makes files private; the cache is shared (rembg, other users)
         os.replace(tmp, final)
     finally:
         tmp.unlink(missing_ok=True)
