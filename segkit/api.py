@@ -41,7 +41,8 @@ class Settings:
         for name in ("alpha_matting_foreground_threshold", "alpha_matting_background_threshold",
                      "alpha_matting_erode_size"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer, float)) or value != int(value):
+            if (isinstance(value, bool) or not isinstance(value, (int, np.integer, float, np.floating))
+                    or not np.isfinite(value) or value != int(value)):
                 raise InvalidInputError(f"{name}: must be a whole number, got {value!r}")
             object.__setattr__(self, name, int(value))
         fg, bg = self.alpha_matting_foreground_threshold, self.alpha_matting_background_threshold

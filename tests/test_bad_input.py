@@ -65,6 +65,9 @@ def test_exif_orientations_rotate_the_content_too():
      "background threshold must be the lower one"),
     (dict(alpha_matting_erode_size=-1), "alpha_matting_erode_size"),
     (dict(alpha_matting_erode_size=2.5), "whole number"),
+    (dict(alpha_matting_foreground_threshold=float("nan")), "whole number"),
+    (dict(alpha_matting_background_threshold=float("inf")), "whole number"),
+    (dict(alpha_matting_erode_size="10"), "whole number"),
     (dict(model="modnet-x"), "unknown model"),
 ])
 def test_bad_parameters_are_refused(kwargs, problem, photos):
