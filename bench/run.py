@@ -1,8 +1,12 @@
 """segkit vs rembg vs the bare model run, side by side in one process.
 
-Prints one table. Every case runs the three contenders interleaved on the same
-image, repeated, and reports median seconds and ratios; ratios are the claims
-(absolute times depend on the machine and its neighbours). Peak memory is each
+Prints one table. Every case runs the contenders interleaved on the same image,
+repeated, and reports median seconds and ratios; ratios are the claims (absolute
+times depend on the machine and its neighbours). "bare model" is a default
+onnxruntime session on a prepared input; "segkit net" is segkit's own session on
+that input, so its pipeline's cost reads apart from its session options. Each
+call starts after a short pause: onnxruntime's idle threads spin after a run
+and would otherwise slow whichever contender comes next. Peak memory is each
 call's resident high-water mark above the level before it (Linux: VmHWM reset
 through /proc/self/clear_refs).
 
@@ -24,6 +28,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+SETTLE_SECONDS = 0.3  # measured: 0.3 s after a run, a spinning session no longer slows the next one
 
 
 def photo(megapixels: float) -> Image.Image:
@@ -64,6 +69,7 @@ def interleaved(contenders: dict, repeat: int) -> dict:
         fn()  # warm up: sessions, caches, first-call allocations
     for _ in range(repeat):
         for name, fn in contenders.items():
+            time.sleep(SETTLE_SECONDS)
             seconds, peak = measure(fn)
             times[name].append(seconds)
             peaks[name] = max(peaks[name], peak)
@@ -114,12 +120,14 @@ def main() -> None:
     # the bare run: a plain onnxruntime session with default options on the same file
     session = ort.InferenceSession(str(segkit.download(args.model)), providers=list(segkit.sessions.providers()))
     feed_name = session.get_inputs()[0].name
+    net = segkit.api.session_for(spec)  # segkit's own session: its options, the network alone
     rembg_session = rembg.new_session(spec.weights.filename[:-5], providers=list(segkit.sessions.providers()))
     print(f"# segkit {segkit.__version__} vs rembg {rembg.__version__}, model {args.model}, "
           f"device {segkit.device()}, onnxruntime {ort.__version__}, {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} cores, python {platform.python_version()}")
-    print("| case | bare model | segkit | rembg | segkit/bare | rembg/bare | rembg/segkit | peak MB segkit | peak MB rembg |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| case | bare model | segkit net | segkit | rembg | segkit/bare | rembg/bare | rembg/segkit "
+          "| peak MB segkit | peak MB rembg |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     rows = []
     for mp in args.sizes:
         image = photo(mp)
@@ -128,6 +136,7 @@ def main() -> None:
             kwargs = dict(alpha_matting=matting)
             contenders = {
                 "bare": lambda: session.run(None, feed),
+                "net": lambda: net.run(None, feed),
                 "segkit": lambda: segkit.segment(image, model=args.model, **kwargs),
             }
             if not (matting and mp > args.skip_rembg_matting_above):
@@ -136,9 +145,9 @@ def main() -> None:
             bare, ours = got["bare"][0], got["segkit"][0]
             theirs = got.get("rembg", (float("nan"), float("nan")))
             case = f"{mp:g} MP{' + matting' if matting else ''}"
-            rows.append(dict(case=case, bare=bare, segkit=ours, rembg=theirs[0],
+            rows.append(dict(case=case, bare=bare, net=got["net"][0], segkit=ours, rembg=theirs[0],
                              peak_segkit=got["segkit"][1], peak_rembg=theirs[1]))
-            print(f"| {case} | {bare:.3f} s | {ours:.3f} s | {theirs[0]:.3f} s | {ours / bare:.2f}x | "
+            print(f"| {case} | {bare:.3f} s | {got['net'][0]:.3f} s | {ours:.3f} s | {theirs[0]:.3f} s | {ours / bare:.2f}x | "
                   f"{theirs[0] / bare:.2f}x | {theirs[0] / ours:.1f}x | {got['segkit'][1]:.0f} | {theirs[1]:.0f} |",
                   flush=True)
     photos = [photo(0.5 + 0.25 * (i % 4)) for i in range(args.batch)]
