@@ -147,7 +147,8 @@ def main() -> None:
             case = f"{mp:g} MP{' + matting' if matting else ''}"
             rows.append(dict(case=case, bare=bare, net=got["net"][0], segkit=ours, rembg=theirs[0],
                              peak_segkit=got["segkit"][1], peak_rembg=theirs[1]))
-            print(f"| {case} | {bare:.3f} s | {got['net'][0]:.3f} s | {ours:.3f} s | {theirs[0]:.3f} s | {ours / bare:.2f}x | "
+            print(f"| {case} | {bare:.3f} s | {got['net'][0]:.3f} s | {ours:.3f} s | {theirs[0]:.3f} s | "
+                  f"{ours / bare:.2f}x | "
                   f"{theirs[0] / bare:.2f}x | {theirs[0] / ours:.1f}x | {got['segkit'][1]:.0f} | {theirs[1]:.0f} |",
                   flush=True)
     photos = [photo(0.5 + 0.25 * (i % 4)) for i in range(args.batch)]
