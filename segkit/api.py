@@ -17,6 +17,7 @@ from PIL import Image
 from . import matting, pipeline, weights
 from .errors import InvalidInputError, SegkitError
 from .inputs import decode, describe, is_tensor, split_tensor_batch
+from .pixels import read_all
 from .registry import ModelSpec, get_model
 from .sessions import POOL
 
@@ -95,6 +96,7 @@ def session_for(spec: ModelSpec, progress: ProgressFn = None):
 def preload(model: str = "u2netp", progress: ProgressFn = None) -> None:
     """Fetch the model and build its session now, so the first request is fast."""
     session_for(get_model(model), progress)
+    pipeline.warm_up()
 
 
 def _apply_settings(image: Image.Image, mask: np.ndarray, settings: Settings) -> tuple[np.ndarray, Image.Image]:
@@ -104,7 +106,7 @@ def _apply_settings(image: Image.Image, mask: np.ndarray, settings: Settings) ->
     if not settings.alpha_matting:
         return mask, pipeline.cutout(image, mask)
     rgba = matting.alpha_matting(
-        np.asarray(image.convert("RGB")), mask, settings.alpha_matting_foreground_threshold,
+        read_all(image, rgb=True), mask, settings.alpha_matting_foreground_threshold,
         settings.alpha_matting_background_threshold, settings.alpha_matting_erode_size)
     return rgba[:, :, 3], Image.fromarray(rgba, mode="RGBA")
 
@@ -135,15 +137,6 @@ def finish(image: Image.Image, label: str, output: np.ndarray, settings: Setting
 def _infer(session, tensor: np.ndarray) -> np.ndarray:
     """Stage 2: the network itself (onnxruntime uses every core here)."""
     return session.run(None, {session.get_inputs()[0].name: tensor})[0]
-
-
-def run_one(image: Image.Image, label: str, settings: Settings, session=None) -> Result:
-    """Segment one decoded image (all stages after decoding), timing it."""
-    start = time.perf_counter()
-    output = _infer(session or session_for(settings.spec), pipeline.model_input(image, settings.spec.preprocess))
-    result = finish(image, label, output, settings)
-    result.seconds = time.perf_counter() - start
-    return result
 
 
 def process(images: Iterable[Any] | Any, model: str = "u2netp", alpha_matting: bool = False,

@@ -3,56 +3,20 @@ image -> model input -> network output -> masks -> post-process / matting -> cut
 
 The stages follow rembg's arithmetic step for step (Lanczos resizes, division by
 the image maximum, min-max rescaling, truncation to uint8) because matching
-``rembg.remove()`` is the spec.
+``rembg.remove()`` is the spec. The full-resolution pixel work (resizes, cutout)
+lives in :mod:`segkit.pixels`, which gives Pillow's integers faster.
 """
 
 from __future__ import annotations
-
-import os
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from PIL import Image
 from scipy.ndimage import gaussian_filter, grey_opening
 
+from .pixels import cutout, resize_exact, warm_up  # noqa: F401 - the pixel stages, re-exported
 from .registry import ModelSpec, Preprocess
 
 _DISK1 = np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], dtype=bool)
-_CORES = os.cpu_count() or 1
-_BANDS = ThreadPoolExecutor(max_workers=_CORES, thread_name_prefix="segkit-band")
-_MIN_BAND_PIXELS = 400_000  # below this, splitting costs more than it saves
-
-
-def _row_bands(width: int, height: int, work_pixels: int = 0) -> list[tuple[int, int]]:
-    """Split ``height`` output rows into one band per core when the work is large
-    (``work_pixels``: the pixels touched, e.g. a resize's source, if more than the output)."""
-    count = max(1, min(_CORES, max(width * height, work_pixels) // _MIN_BAND_PIXELS, height))
-    edges = [round(height * i / count) for i in range(count + 1)]
-    return list(zip(edges[:-1], edges[1:]))
-
-
-def _banded(width: int, height: int, channels: int, fill, work_pixels: int = 0) -> np.ndarray:
-    """Run ``fill(out_rows, y0, y1)`` for each row band in parallel (Pillow frees the GIL)."""
-    shape = (height, width, channels) if channels > 1 else (height, width)
-    out = np.empty(shape, dtype=np.uint8)
-    list(_BANDS.map(lambda band: fill(out[band[0]:band[1]], *band), _row_bands(width, height, work_pixels)))
-    return out
-
-
-def resize_exact(image: Image.Image, size: tuple[int, int], method=Image.Resampling.LANCZOS) -> np.ndarray:
-    """``image.resize(size, method)`` as an array, computed in row bands on all cores.
-
-    Each band resizes its source ``box``; Pillow takes filter taps from the whole
-    image, not the box, so the bands join into exactly the single-call result.
-    """
-    (src_w, src_h), (width, height) = image.size, size
-    channels = len(image.getbands())
-
-    def fill(rows, y0, y1):
-        box = (0, y0 * src_h / height, src_w, y1 * src_h / height)
-        rows[...] = np.asarray(image.resize((width, y1 - y0), method, box=box)).reshape(rows.shape)
-
-    return _banded(width, height, channels, fill, work_pixels=src_w * src_h)
 
 
 def input_size(pre: Preprocess, width: int, height: int) -> tuple[int, int]:
@@ -70,19 +34,20 @@ def input_size(pre: Preprocess, width: int, height: int) -> tuple[int, int]:
     raise ValueError(f"unknown resize rule {pre.resize!r}")
 
 
-def model_input(image: Image.Image, pre: Preprocess) -> np.ndarray:
-    """The normalised NCHW float32 tensor for one RGB(A) image."""
-    size = input_size(pre, *image.size)
+def model_input(image: Image.Image | np.ndarray, pre: Preprocess) -> np.ndarray:
+    """The normalised NCHW float32 tensor for one RGB(A) image (its alpha is ignored)."""
+    height, width = (image.height, image.width) if isinstance(image, Image.Image) else image.shape[:2]
     method = Image.Resampling.LANCZOS if pre.resize == "square" else Image.Resampling.BOX
-    rgb = image if image.mode == "RGB" else image.convert("RGB")  # RGBA resizes would premultiply
-    pixels = resize_exact(rgb, size, method).astype(np.float64)
-    divisor = max(pixels.max(), 1e-6) if pre.scale == "max" else 255.0
-    pixels = (pixels / divisor - np.asarray(pre.mean)) / np.asarray(pre.std)
-    return pixels.transpose(2, 0, 1)[None].astype(np.float32)
+    pixels = resize_exact(image, input_size(pre, width, height), method, rgb=True)
+    divisor = max(float(pixels.max()), 1e-6) if pre.scale == "max" else 255.0
+    tensor = np.empty((1, 3) + pixels.shape[:2], np.float32)
+    for c in range(3):  # rembg's float64 steps, one channel at a time (no image-sized temporaries)
+        tensor[0, c] = (pixels[:, :, c] / divisor - pre.mean[c]) / pre.std[c]
+    return tensor
 
 
 def _resize_mask(mask: np.ndarray, size: tuple[int, int], method=Image.Resampling.LANCZOS) -> np.ndarray:
-    return resize_exact(Image.fromarray(mask, mode="L"), size, method)
+    return resize_exact(mask, size, method)
 
 
 def masks_from_output(output: np.ndarray, spec: ModelSpec, size: tuple[int, int]) -> list[np.ndarray]:
@@ -106,24 +71,6 @@ def post_process(mask: np.ndarray) -> np.ndarray:
     opened = grey_opening(mask, footprint=_DISK1, mode="reflect")
     blurred = gaussian_filter(opened.astype(np.float64), sigma=2)
     return np.where(blurred < 127, 0, 255).astype(np.uint8)
-
-
-def cutout(image: Image.Image, mask: np.ndarray) -> Image.Image:
-    """RGBA cutout: the image pasted through the mask onto transparent black.
-
-    rembg's ``Image.composite(image, transparent, mask)`` is exactly this paste;
-    here each row band is pasted on its own core (Pillow frees the GIL). An RGBA
-    image's own alpha is blended through the mask like its colours, as in rembg.
-    """
-    out = Image.new("RGBA", image.size, 0)
-    matte = Image.fromarray(mask, mode="L")
-
-    def paste(band):
-        box = (0, band[0], image.width, band[1])
-        out.paste(image.crop(box), box, matte.crop(box))
-
-    list(_BANDS.map(paste, _row_bands(image.width, image.height)))
-    return out
 
 
 def union(masks: list[np.ndarray]) -> np.ndarray:
