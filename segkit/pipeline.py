@@ -46,23 +46,19 @@ def model_input(image: Image.Image | np.ndarray, pre: Preprocess) -> np.ndarray:
     return tensor
 
 
-def _resize_mask(mask: np.ndarray, size: tuple[int, int], method=Image.Resampling.LANCZOS) -> np.ndarray:
-    return resize_exact(mask, size, method)
-
-
 def masks_from_output(output: np.ndarray, spec: ModelSpec, size: tuple[int, int]) -> list[np.ndarray]:
     """Turn the network's first output into uint8 masks at the image's ``size`` (w, h)."""
     if spec.output == "minmax":
         pred = output[0, 0]
         low, high = pred.min(), pred.max()
         pred = (pred - low) / (high - low) if high > low else np.zeros_like(pred)
-        return [_resize_mask((np.clip(pred, 0, 1) * 255).astype(np.uint8), size)]
+        return [resize_exact((np.clip(pred, 0, 1) * 255).astype(np.uint8), size)]
     if spec.output == "classes":
-        labels = _resize_mask(np.argmax(output[0], axis=0).astype(np.uint8), size)
+        labels = resize_exact(np.argmax(output[0], axis=0).astype(np.uint8), size)
         return [np.where(labels == i + 1, 255, 0).astype(np.uint8) for i in range(len(spec.mask_labels))]
     if spec.output == "matte":
         matte = (np.clip(output[0, 0], 0, 1) * 255 + 0.5).astype(np.uint8)
-        return [_resize_mask(matte, size, Image.Resampling.BILINEAR)]
+        return [resize_exact(matte, size, Image.Resampling.BILINEAR)]
     raise ValueError(f"model {spec.name!r}: unknown output rule {spec.output!r}")
 
 
