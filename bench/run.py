@@ -10,7 +10,7 @@ and would otherwise slow whichever contender comes next. Peak memory is each
 call's resident high-water mark above the level before it (Linux: VmHWM reset
 through /proc/self/clear_refs).
 
-    .venv/bin/python -m bench.run [--model u2netp] [--sizes 0.5 4.6 12] [--repeat 3]
+    .venv/bin/python -m bench.run [--model u2netp] [--sizes 0.5 4.6 12] [--repeat 7]
 """
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="u2netp")
     parser.add_argument("--sizes", type=float, nargs="+", default=[0.5, 4.6, 12.0])
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=7, help="timed calls per contender without matting")
     parser.add_argument("--matting-repeat", type=int, default=1)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--skip-rembg-matting-above", type=float, default=13.0,

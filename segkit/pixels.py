@@ -7,13 +7,13 @@ cost more than a fifth of the network's time. The kernels in ``_pixel_kernels``
 do the same arithmetic vectorised, in row bands on every core, reading a Pillow
 image in row strips: ``np.asarray(image)`` would copy the whole image through
 one fresh image-sized buffer whose page faults alone cost 4x the copy (17 ms vs
-4 ms for a 4.6 MP photo here).
+4 ms for a 4.6 MP photo here). Outputs and intermediates come from
+:mod:`segkit.buffers`, which reuses the memory of results nobody holds any more.
 """
 
 from __future__ import annotations
 
 import functools
-import mmap
 import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Union
@@ -22,6 +22,7 @@ import numpy as np
 from PIL import Image
 
 from . import _pixel_kernels as kernels
+from .buffers import take
 
 Source = Union[Image.Image, np.ndarray]
 RowReader = Callable[[int, int], np.ndarray]
@@ -29,7 +30,6 @@ RowReader = Callable[[int, int], np.ndarray]
 _CORES = os.cpu_count() or 1
 _BANDS = ThreadPoolExecutor(max_workers=_CORES, thread_name_prefix="segkit-band")
 _MIN_BAND_PIXELS = 400_000  # below this, splitting costs more than it saves
-_PREFAULT_BYTES = 1 << 20  # results this large are mapped in one call (see ``_result_buffer``)
 _STRIP_ROWS = 4 * kernels.ROWS  # rows read from Pillow at a time: a few hundred KB, cache-sized
 _FILTERS = {Image.Resampling.LANCZOS: kernels.LANCZOS, Image.Resampling.BILINEAR: kernels.BILINEAR,
             Image.Resampling.BOX: kernels.BOX}
@@ -98,7 +98,7 @@ def resize_exact(source: Source, size: tuple[int, int], method=Image.Resampling.
     first, last = (row_bounds[0, 0], row_bounds[-1, 0] + row_bounds[-1, 1]) if out_w != width else (0, height)
     if out_w != width:  # horizontal pass over only the source rows the vertical pass reads
         col_bounds, col_taps = _coefficients(width, out_w, kind)
-        rows = np.empty((last - first, out_w, channels), np.uint8)
+        rows = take((last - first, out_w, channels))
 
         def horizontal(y0, y1):
             for s0, s1 in _strips(y0, y1):
@@ -109,26 +109,10 @@ def resize_exact(source: Source, size: tuple[int, int], method=Image.Resampling.
         rows = read(0, height)
     if out_h == height:
         return rows.reshape(shape)
-    out = np.empty((out_h, out_w * channels), np.uint8)
+    out = take((out_h, out_w * channels))
     flat, row_bounds = rows.reshape(rows.shape[0], -1), row_bounds - (first, 0)  # ``rows`` starts at ``first``
     in_bands(out_h, out_h * out_w, lambda y0, y1: kernels.vertical(flat, out, y0, y1, row_bounds, row_taps))
     return out.reshape(shape)
-
-
-def _result_buffer(shape: tuple[int, ...]) -> np.ndarray:
-    """A fresh uint8 array for a cutout, its pages mapped up front (Linux MAP_POPULATE).
-
-    The cutout is new memory every time (the caller keeps it), and faulting its
-    pages in one by one inside the kernel cost more than the kernel: 18 ms vs 10-13
-    ms for a 4.6 MP cutout measured here with rembg running in between. (The same
-    for the smaller resize buffers measured no different, so they use np.empty.)
-    """
-    size = int(np.prod(shape))
-    flags = getattr(mmap, "MAP_POPULATE", 0)
-    if size < _PREFAULT_BYTES or not flags:
-        return np.empty(shape, np.uint8)
-    memory = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | flags)
-    return np.frombuffer(memory, np.uint8).reshape(shape)  # the array keeps the mapping alive
 
 
 def cutout(source: Source, mask: np.ndarray) -> Image.Image:
@@ -142,7 +126,7 @@ def cutout(source: Source, mask: np.ndarray) -> Image.Image:
         return cutout(np.repeat(read(0, height), 3, axis=2), mask)
     if mask.shape != (height, width):
         raise ValueError(f"mask is {mask.shape[1]}x{mask.shape[0]}, the image {width}x{height}")
-    out = _result_buffer((height, width, 4))
+    out = take((height, width, 4))
     matte = np.ascontiguousarray(mask, dtype=np.uint8)
 
     def paste(y0, y1):
@@ -156,7 +140,7 @@ def cutout(source: Source, mask: np.ndarray) -> Image.Image:
 def read_all(source: Source, rgb: bool = False) -> np.ndarray:
     """All of an image's pixels as one (H, W, C) array, read in strips."""
     height, width, channels, read = row_reader(source, rgb)
-    out = np.empty((height, width, channels), np.uint8)
+    out = take((height, width, channels))
     for s0, s1 in _strips(0, height):
         out[s0:s1] = read(s0, s1)
     return out
