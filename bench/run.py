@@ -113,7 +113,7 @@ def main() -> None:
     import rembg
 
     import segkit
-    from segkit import pipeline
+    from segkit import buffers, pipeline
     from segkit.registry import get_model
 
     spec = get_model(args.model)
@@ -158,6 +158,9 @@ def main() -> None:
     }, 1)
     print(f"\nbatch of {args.batch} photos (0.5-1.25 MP): segkit {args.batch / got['segkit'][0]:.2f} img/s, "
           f"rembg {args.batch / got['rembg'][0]:.2f} img/s, ratio {got['rembg'][0] / got['segkit'][0]:.2f}x")
+    print(f"segkit keeps {buffers.idle_bytes() / 2**20:.0f} MB of dropped results' memory for reuse "
+          f"(at most {buffers.IDLE_LIMIT_BYTES >> 20} MB); it is resident before each call, "
+          "so the peak columns leave it out")
     cold = cold_start(args.model)
     for name, (imp, first_session, first_request) in cold.items():
         print(f"cold start {name}: import {imp:.2f} s, first session {first_session:.2f} s, "
