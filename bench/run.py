@@ -104,6 +104,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=7, help="timed calls per contender without matting")
     parser.add_argument("--matting-repeat", type=int, default=1)
     parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--batch-repeat", type=int, default=3)
     parser.add_argument("--skip-rembg-matting-above", type=float, default=13.0,
                         help="MP above which rembg's whole-image matting is not run (it takes minutes)")
     parser.add_argument("--json", help="also write the raw figures here")
@@ -155,7 +156,7 @@ def main() -> None:
     got = interleaved({
         "segkit": lambda: segkit.process(photos, model=args.model),
         "rembg": lambda: [rembg.remove(p, session=rembg_session) for p in photos],
-    }, 1)
+    }, args.batch_repeat)
     print(f"\nbatch of {args.batch} photos (0.5-1.25 MP): segkit {args.batch / got['segkit'][0]:.2f} img/s, "
           f"rembg {args.batch / got['rembg'][0]:.2f} img/s, ratio {got['rembg'][0] / got['segkit'][0]:.2f}x")
     print(f"segkit keeps {buffers.idle_bytes() / 2**20:.0f} MB of dropped results' memory for reuse "

@@ -17,9 +17,9 @@ from PIL import Image
 from . import matting, pipeline, weights
 from .errors import InvalidInputError, SegkitError
 from .inputs import decode, describe, is_tensor, split_tensor_batch
-from .pixels import read_all
+from .pixels import one_band, read_all
 from .registry import ModelSpec, get_model
-from .sessions import POOL
+from .sessions import POOL, batch_threads
 
 log = logging.getLogger("segkit")
 ProgressFn = Optional[Callable[[float, str], None]]
@@ -89,8 +89,8 @@ def model_path(spec: ModelSpec, progress: ProgressFn = None) -> Path:
     return path
 
 
-def session_for(spec: ModelSpec, progress: ProgressFn = None):
-    return POOL.get(spec, lambda s: model_path(s, progress))
+def session_for(spec: ModelSpec, progress: ProgressFn = None, threads: int | None = None):
+    return POOL.get(spec, lambda s: model_path(s, progress), threads)
 
 
 def preload(model: str = "u2netp", progress: ProgressFn = None) -> None:
@@ -147,14 +147,51 @@ def process(images: Iterable[Any] | Any, model: str = "u2netp", alpha_matting: b
 
     A bad image yields a ``Result`` with ``error`` set; the others still finish.
     Bad parameters and unavailable models raise at once (they affect every image).
-    Batches are pipelined: while the network runs on one image, the next is
-    decoded and resized and the previous one is composed, a bounded step ahead.
+    On CPU a batch runs two images at once, each network on half the cores
+    (``sessions.batch_threads``); elsewhere the network takes one image at a time
+    while the next is decoded and the previous one composed.
     """
     settings = Settings(model, bool(alpha_matting), alpha_matting_foreground_threshold,
                         alpha_matting_background_threshold, alpha_matting_erode_size, bool(post_process_mask))
     items = list(images) if isinstance(images, (list, tuple)) else [images]
+    threads = batch_threads() if len(items) > 1 else None
+    session = session_for(settings.spec, progress, threads)
+    results = (_run_side_by_side if threads else _run_pipelined)(items, settings, session, progress)
+    if progress:
+        progress(1.0, "done")
+    return results
+
+
+def _run_side_by_side(items: list, settings: Settings, session, progress: ProgressFn) -> list[Result]:
+    """Two images at a time, each decoded, segmented and composed in its own thread."""
+    def one(index: int) -> Result:
+        start = time.perf_counter()
+        try:
+            with one_band():  # the other image's network keeps the other cores busy
+                decoded, tensor = prepare(items[index], index, settings.spec)
+                result = finish(decoded.image, decoded.label, _infer(session, tensor), settings)
+        except Exception as exc:  # noqa: BLE001 - one image's failure must not lose the batch
+            return Result(describe(items[index], index), error=_as_segkit_error(exc, items, index))
+        result.seconds = time.perf_counter() - start
+        return result
+
+    workers = ThreadPoolExecutor(2, "segkit-image")
+    try:
+        futures = [workers.submit(one, index) for index in range(len(items))]
+        results = []
+        for index, future in enumerate(futures):
+            if progress:
+                progress(index / len(items), f"image {index + 1} of {len(items)}")
+            results.append(future.result())
+        return results
+    finally:
+        workers.shutdown(cancel_futures=True)  # a caller that gave up does not wait for the rest
+
+
+def _run_pipelined(items: list, settings: Settings, session, progress: ProgressFn) -> list[Result]:
+    """The network on one image at a time in this thread, a bounded step ahead of
+    decoding the next image and composing the previous one."""
     spec = settings.spec
-    session = session_for(spec, progress)
     results: list[Result] = []
     pipelined = len(items) > 1
     with ThreadPoolExecutor(2, "segkit-stage") if pipelined else _InlineStages() as stages:
@@ -176,8 +213,6 @@ def process(images: Iterable[Any] | Any, model: str = "u2netp", alpha_matting: b
             if len(finishing) > 1:  # keep at most one image composing behind the network
                 results.append(_collect(finishing.pop(0), items, len(results)))
         results.extend(_collect(entry, items, len(results) + i) for i, entry in enumerate(finishing))
-    if progress:
-        progress(1.0, "done")
     return results
 
 

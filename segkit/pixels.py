@@ -13,8 +13,10 @@ one fresh image-sized buffer whose page faults alone cost 4x the copy (17 ms vs
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Union
 
@@ -29,15 +31,29 @@ RowReader = Callable[[int, int], np.ndarray]
 
 _CORES = os.cpu_count() or 1
 _BANDS = ThreadPoolExecutor(max_workers=_CORES, thread_name_prefix="segkit-band")
+_local = threading.local()
 _MIN_BAND_PIXELS = 400_000  # below this, splitting costs more than it saves
 _STRIP_ROWS = 4 * kernels.ROWS  # rows read from Pillow at a time: a few hundred KB, cache-sized
 _FILTERS = {Image.Resampling.LANCZOS: kernels.LANCZOS, Image.Resampling.BILINEAR: kernels.BILINEAR,
             Image.Resampling.BOX: kernels.BOX}
 
 
+@contextlib.contextmanager
+def one_band():
+    """Within this block, this thread's pixel work stays on its own core: for
+    callers that already keep the other cores busy (two images side by side)."""
+    _local.one_band = True
+    try:
+        yield
+    finally:
+        _local.one_band = False
+
+
 def in_bands(rows: int, work_pixels: int, fill: Callable[[int, int], None], align: int = 1) -> None:
     """Run ``fill(y0, y1)`` over ``rows`` split into one band per core when the work
     is large; bands start on multiples of ``align``. The kernels free the GIL."""
+    if getattr(_local, "one_band", False):
+        return fill(0, rows)
     count = max(1, min(_CORES, work_pixels // _MIN_BAND_PIXELS, -(-rows // align)))
     edges = [min(rows, round(rows * i / count / align) * align) for i in range(count)] + [rows]
     bands = [(y0, y1) for y0, y1 in zip(edges[:-1], edges[1:]) if y1 > y0]

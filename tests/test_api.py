@@ -95,3 +95,42 @@ def test_progress_reports_every_image(photos):
     seen = []
     segkit.segment([photos["coffee"]] * 3, progress=lambda f, msg: seen.append((round(f, 2), msg)))
     assert seen[0] == (0.0, "image 1 of 3") and seen[-1] == (1.0, "done")
+
+
+@pytest.mark.parametrize("side_by_side", [True, False], ids=["two images at once", "one at a time"])
+def test_batches_give_each_image_its_single_image_result(photos, monkeypatch, side_by_side):
+    """Both batch runners (two images side by side on CPU; the pipelined one used on
+    GPU or with SEGKIT_THREADS) return exactly what each image gets on its own."""
+    if not side_by_side:
+        monkeypatch.setattr(segkit.api, "batch_threads", lambda: None)
+    elif segkit.sessions.batch_threads() is None:
+        pytest.skip("one core: batches run one image at a time")
+    images = [photos["astronaut"], photos["chelsea"], b"not an image", photos["coffee"][::2, ::3]]
+    results = segkit.process(images, post_process_mask=True)
+    assert [r.ok for r in results] == [True, True, False, True]
+    for image, result in zip(images, results):
+        if result.ok:
+            alone = segkit.process(image, post_process_mask=True)[0]
+            assert np.array_equal(np.asarray(result.cutout), np.asarray(alone.cutout))
+            assert np.array_equal(np.asarray(result.mask), np.asarray(alone.mask))
+
+
+def test_cpu_batches_use_a_session_with_half_the_cores(photos, monkeypatch):
+    monkeypatch.setattr(segkit.sessions.os, "cpu_count", lambda: 8)
+    assert segkit.sessions.batch_threads() == 4
+    monkeypatch.setenv("SEGKIT_THREADS", "2")
+    assert segkit.sessions.batch_threads() is None  # the user's thread count wins
+    monkeypatch.delenv("SEGKIT_THREADS")
+    monkeypatch.setattr(segkit.sessions, "device", lambda: "CUDA")
+    assert segkit.sessions.batch_threads() is None  # a GPU takes one image at a time
+    monkeypatch.undo()
+    threads = segkit.sessions.batch_threads()
+    if threads is None:
+        pytest.skip("one core: batches run one image at a time")
+    key = f"u2netp:{threads} threads"
+    segkit.segment([photos["coffee"], photos["chelsea"]])
+    built = segkit.POOL.created[key]
+    segkit.segment([photos["chelsea"], photos["coffee"]])
+    assert built >= 1 and segkit.POOL.created[key] == built
+    assert segkit.api.session_for(get_model("u2netp"), threads=threads).get_session_options().intra_op_num_threads \
+        == threads
