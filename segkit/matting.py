@@ -16,6 +16,8 @@ same, so neither raises for valid input. Note that this makes the result for
 an empty band alpha = mask (as rembg), not alpha = trimap.
 """
 
+import threading
+
 import numba
 import numpy as np
 from pymatting.alpha.estimate_alpha_cf import estimate_alpha_cf
@@ -26,6 +28,11 @@ from scipy.sparse.linalg import spsolve
 from . import _matting_kernels as kernels
 
 EPSILON = 1e-7  # pymatting's cf_laplacian default, which rembg uses
+# pymatting's kernels are numba ``parallel=True``. Where neither OpenMP nor TBB is
+# installed, numba falls back to its workqueue layer, which aborts the whole process
+# when two threads enter parallel kernels at once; batches matte two images side by
+# side, so pymatting calls take turns.
+_PYMATTING = threading.Lock()
 # Above this many bytes of Cholesky factor per image pixel (wide unknown regions),
 # the solver recomputes instead of keeping it: rembg peaks at ~500 bytes per pixel.
 FACTOR_BYTES_PER_PIXEL = 48
@@ -59,10 +66,12 @@ def alpha_matting_reference(image, mask, foreground_threshold, background_thresh
     trimap = make_trimap(mask, foreground_threshold, background_threshold, erode_size)
     normalized = image / 255.0
     try:
-        alpha = estimate_alpha_cf(normalized, trimap / 255.0)
+        with _PYMATTING:
+            alpha = estimate_alpha_cf(normalized, trimap / 255.0)
     except ValueError:
         alpha = mask / 255.0
-    foreground = estimate_foreground_ml(normalized, alpha)
+    with _PYMATTING:
+        foreground = estimate_foreground_ml(normalized, alpha)
     return np.clip(np.dstack([foreground, alpha]) * 255, 0, 255).astype(np.uint8)
 
 
@@ -151,8 +160,9 @@ def _estimate_foreground(image, alpha, ys, xs, out, radius=3, coarse_side=256):
             threads = numba.get_num_threads()
             numba.set_num_threads(1)
             try:
-                fg, bg = estimate_foreground_ml(image[np.ix_(rows, cols)] / 255.0, alpha[np.ix_(rows, cols)],
-                                                return_background=True)
+                with _PYMATTING:
+                    fg, bg = estimate_foreground_ml(image[np.ix_(rows, cols)] / 255.0, alpha[np.ix_(rows, cols)],
+                                                    return_background=True)
             except ZeroDivisionError:  # pymatting fails on single pixels: keep the composed colours
                 return
             finally:

@@ -207,3 +207,34 @@ def test_invalid_input_raises_value_error():
         alpha_matting_fast(np.zeros((4, 4), np.uint8), np.zeros((4, 4), np.uint8), 240, 10, 10)
     with pytest.raises(ValueError):
         alpha_matting_fast(np.zeros((4, 4, 3), np.uint8), np.zeros((5, 4), np.uint8), 240, 10, 10)
+
+
+def test_two_threads_matting_at_once_survive_numbas_fallback_threading_layer():
+    """Batches matte two images side by side. Where neither OpenMP nor TBB is installed,
+    numba runs parallel kernels (pymatting's) on its workqueue layer, which aborts the
+    process when two threads enter them at once; segkit must take turns there."""
+    import os
+    import subprocess
+    import sys
+
+    code = """
+import threading
+import numpy as np
+from skimage import data
+from segkit.matting import alpha_matting_fast
+image = data.chelsea()[:160, :160].copy()
+mask = np.zeros((160, 160), np.uint8)
+mask[40:120, 40:120] = 255
+def run():
+    for _ in range(25):
+        alpha_matting_fast(image, mask, 240, 20, 10)
+threads = [threading.Thread(target=run) for _ in range(2)]
+[t.start() for t in threads]
+[t.join() for t in threads]
+import numba
+print(numba.threading_layer())
+"""
+    env = {**os.environ, "NUMBA_THREADING_LAYER": "workqueue"}
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.split()[-1] == "workqueue"
