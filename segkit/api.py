@@ -164,16 +164,15 @@ def process(images: Iterable[Any] | Any, model: str = "u2netp", alpha_matting: b
 
 def _run_side_by_side(items: list, settings: Settings, session, progress: ProgressFn) -> list[Result]:
     """Two images at a time, each decoded, segmented and composed in its own thread."""
+    def segment_one(index: int) -> Result:
+        decoded, tensor = prepare(items[index], index, settings.spec)
+        return finish(decoded.image, decoded.label, _infer(session, tensor), settings)
+
     def one(index: int) -> Result:
         start = time.perf_counter()
-        try:
-            with one_band():  # the other image's network keeps the other cores busy
-                decoded, tensor = prepare(items[index], index, settings.spec)
-                result = finish(decoded.image, decoded.label, _infer(session, tensor), settings)
-        except Exception as exc:  # noqa: BLE001 - one image's failure must not lose the batch
-            return Result(describe(items[index], index), error=_as_segkit_error(exc, items, index))
-        result.seconds = time.perf_counter() - start
-        return result
+        with one_band():  # the other image's network keeps the other cores busy
+            done = _InlineStages.submit(segment_one, index)
+        return _collect((start, done), items, index)  # a failure becomes this image's error
 
     workers = ThreadPoolExecutor(2, "segkit-image")
     try:
