@@ -125,47 +125,50 @@ class SessionPool:
 
     def __init__(self, max_live: int | None = None):
         self.max_live = max(1, int(max_live or os.getenv("SEGKIT_MAX_SESSIONS", 3)))  # models, not sessions
-        self._live: OrderedDict[str, ort.InferenceSession] = OrderedDict()
+        self._live: OrderedDict[tuple[str, int | None], ort.InferenceSession] = OrderedDict()  # (model, threads)
         self._lock = threading.Lock()
-        self._building: dict[str, threading.Lock] = {}
+        self._building: dict[tuple[str, int | None], threading.Lock] = {}
         self.created: Counter[str] = Counter()
 
-    def _take_live(self, key: str, model: str) -> ort.InferenceSession | None:
+    def _keys_of(self, model: str) -> list[tuple[str, int | None]]:
+        return [key for key in self._live if key[0] == model]  # lock held
+
+    def _take_live(self, key: tuple[str, int | None]) -> ort.InferenceSession | None:
         """The live session under ``key``, marking its model recently used (lock held)."""
         if key not in self._live:
             return None
-        for other in [k for k in self._live if k.split(":")[0] == model]:
+        for other in self._keys_of(key[0]):
             self._live.move_to_end(other)
         return self._live[key]
 
     def get(self, spec: ModelSpec, locate, threads: int | None = None) -> ort.InferenceSession:
         """The live session for ``spec`` (with ``threads`` intra-op threads, if given);
         ``locate(spec)`` gives its ONNX path on first use."""
-        key = spec.name if threads is None else f"{spec.name}:{threads} threads"
+        key = (spec.name, threads)
         with self._lock:
-            session = self._take_live(key, spec.name)
+            session = self._take_live(key)
             if session is not None:
                 return session
             gate = self._building.setdefault(key, threading.Lock())
         with gate:  # one builder per session; the others wait here and then reuse it
             with self._lock:
-                session = self._take_live(key, spec.name)
+                session = self._take_live(key)
                 if session is not None:
                     return session
             session = build_session(locate(spec), spec.name, threads)
             with self._lock:
-                self.created[key] += 1
+                self.created[spec.name if threads is None else f"{spec.name}:{threads} threads"] += 1
                 self._live[key] = session
-                self._take_live(key, spec.name)
+                self._take_live(key)
                 while len(self._models()) > self.max_live:
-                    evicted = self._live.popitem(last=False)[0].split(":")[0]
-                    for other in [k for k in self._live if k.split(":")[0] == evicted]:
+                    evicted = next(iter(self._live))[0]
+                    for other in self._keys_of(evicted):
                         del self._live[other]
                     log.info("unloaded model %s (keeping %d live)", evicted, self.max_live)
             return session
 
     def _models(self) -> list[str]:
-        return list(dict.fromkeys(key.split(":")[0] for key in self._live))  # lock held
+        return list(dict.fromkeys(model for model, _ in self._live))  # lock held
 
     def loaded(self) -> list[str]:
         """Names of the models with a live session, least recently used first."""
