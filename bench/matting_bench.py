@@ -1,4 +1,4 @@
-"""Benchmark: rembg's alpha_matting_cutout vs segkit.matting.alpha_matting_fast.
+"""Benchmark: rembg's alpha_matting_cutout vs segkit.pixels.matting.alpha_matting_fast.
 
 Times: both run in this process, interleaved (rembg, fast, rembg, fast, ...),
 after a small warm-up call each so that numba compilation is not timed; the
@@ -83,7 +83,7 @@ def runner(method):
             return np.asarray(cutout)
     else:
         sys.path.insert(0, ROOT)
-        from segkit.matting import alpha_matting_fast
+        from segkit.pixels.matting import alpha_matting_fast
 
         def run(image, mask):
             return alpha_matting_fast(image, mask, 240, 10, 10)
@@ -142,7 +142,7 @@ def main():
     if args.child:
         return child(*args.child)
     sys.path.insert(0, ROOT)
-    from segkit.matting import make_trimap
+    from segkit.pixels.matting import make_trimap
 
     print(f"mask: {'u2netp' if args.u2netp else 'synthetic'}; time = median of {args.repeat} interleaved calls; "
           "peak = max RSS (MB) of a fresh process making one call, (delta) = above its RSS before the call")

@@ -1,6 +1,6 @@
 """PNG compress level vs encode time and file size for real cutouts.
 
-Chooses the level segkit uses for results (``segkit.export.PNG_COMPRESS_LEVEL``):
+Chooses the level segkit uses for results (``segkit.io.encode.PNG_COMPRESS_LEVEL``):
 encoding must not dominate a request, and the file should stay near the
 smallest. Run: ``.venv/bin/python -m bench.png_levels``.
 """

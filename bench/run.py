@@ -115,13 +115,13 @@ def main() -> None:
 
     import segkit
     from segkit import buffers, pipeline
-    from segkit.registry import get_model
+    from segkit.models.registry import get_model
 
     spec = get_model(args.model)
     # the bare run: a plain onnxruntime session with default options on the same file
     session = ort.InferenceSession(str(segkit.download(args.model)), providers=list(segkit.sessions.providers()))
     feed_name = session.get_inputs()[0].name
-    net = segkit.api.session_for(spec)  # segkit's own session: its options, the network alone
+    net = segkit.models.sessions.session_for(spec)  # segkit's own session: its options, the network alone
     rembg_session = rembg.new_session(spec.weights.filename[:-5], providers=list(segkit.sessions.providers()))
     print(f"# segkit {segkit.__version__} vs rembg {rembg.__version__}, model {args.model}, "
           f"device {segkit.device()}, onnxruntime {ort.__version__}, {platform.processor() or platform.machine()}, "

@@ -1,18 +1,26 @@
 """segkit: cut subjects out of images with the rembg family of ONNX models and MODNet.
 
-The public API::
+Where each stage lives::
 
-    import segkit
-    cutouts = segkit.segment(["photo.jpg"], model="u2netp")   # RGBA PIL images
-    results = segkit.process(files, model="u2net")           # per-image results and errors
+    options.py         every option, declared once (validation, controls, flags and docs derive from it)
+    pipeline.py        one image, top to bottom: decode -> model -> masks -> matting -> cutout -> background
+    batch.py           process()/segment(): the pipeline over any iterable, errors kept per image
+    io/                decode inputs (files, bytes, arrays, tensors), backgrounds, PNG/zip output
+    models/            the registry (models as data), weights (fetch + verify), sessions, tensors in/out
+    pixels/            full-resolution pixel work: exact resizes, cutout, mask clean-up, matting (numba)
+    cli.py, comfy.py, service.py   the doors: command line, ComfyUI node, the web app's backend
 """
 
-from .api import Result, Settings, preload, process, segment
+from .batch import preload, process, segment
 from .errors import (InvalidInputError, ModelLoadError, ModelNotAvailableError, SegkitError,
-                     UnknownModelError, public_message)
-from .registry import ModelSpec, get_model, list_models
-from .sessions import POOL, device
-from .weights import cache_dir
+                     UnknownModelError)
+from .models.registry import ModelSpec, get_model, list_models
+from .models.sessions import POOL, device
+from .models.weights import cache_dir, model_path
+from .models.weights import is_cached as _spec_is_cached
+from .options import Options
+from .pipeline import Result
+from .service import public_message
 
 
 def loaded_models() -> list[str]:
@@ -22,21 +30,17 @@ def loaded_models() -> list[str]:
 
 def is_cached(model: str) -> bool:
     """Whether the model's weights are already in the cache (verified)."""
-    from .weights import is_cached as _is_cached
-
-    return _is_cached(get_model(model))
+    return _spec_is_cached(get_model(model))
 
 
 def download(model: str, progress=None):
     """Fetch a model's weights into the cache; returns the file's path."""
-    from .api import model_path
-
     return model_path(get_model(model), progress)
 
 
 __all__ = [
     "segment", "process", "preload", "download", "is_cached", "list_models", "get_model", "device",
-    "loaded_models", "cache_dir", "Result", "Settings", "ModelSpec", "SegkitError", "InvalidInputError",
+    "loaded_models", "cache_dir", "Result", "Options", "ModelSpec", "SegkitError", "InvalidInputError",
     "UnknownModelError", "ModelNotAvailableError", "ModelLoadError", "public_message",
 ]
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -2,6 +2,7 @@
 
 ``remove`` takes files and folders, writes PNG cutouts, shows a progress bar and
 keeps going past bad files: each gets a one-line reason and the exit code is 1.
+Its option flags come from ``segkit.options``.
 """
 
 from __future__ import annotations
@@ -12,10 +13,14 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from . import api, weights
-from .encode import save_png
+from . import options as declared_options
+from .batch import preload, process
 from .errors import SegkitError
-from .registry import get_model, list_models
+from .io.encode import save_png
+from .models import catalog
+from .models.registry import get_model
+from .models.weights import model_path
+from .options import Options
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".jfif"}
 
@@ -33,21 +38,50 @@ def collect_inputs(paths: list[str]) -> list[tuple[Path, Path]]:
     return pairs
 
 
+def add_option_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per declared option: booleans switch on, numbers and choices take a value."""
+    for f, control in declared_options.declared():
+        flags = [control.flag or "--" + f.name.replace("_", "-")] + ([control.short] if control.short else [])
+        if str(f.type) == "bool":
+            parser.add_argument(*flags, dest=f.name, action="store_true", help=control.help)
+        else:
+            metavar = "MODEL" if control.choices else None
+            parser.add_argument(*flags, dest=f.name, default=f.default, metavar=metavar,
+                                help=f"{control.help} (default: {f.default})")
+
+
+def options_from(args: argparse.Namespace) -> dict:
+    """The declared options' values from parsed flags; numbers stay text until ``Options`` checks them."""
+    values = {name: getattr(args, name) for name in declared_options.names()}
+    if values["background"] and Path(values["background"]).is_file():
+        values["background"] = Path(values["background"])  # a file here is a background image
+    return values
+
+
+def _number_or_text(value):
+    """CLI values arrive as text: whole numbers become ints, the rest is left for ``Options`` to name."""
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            return value
+
+
 def _remove(args: argparse.Namespace) -> int:
-    settings = dict(model=args.model, alpha_matting=args.alpha_matting,
-                    alpha_matting_foreground_threshold=args.foreground_threshold,
-                    alpha_matting_background_threshold=args.background_threshold,
-                    alpha_matting_erode_size=args.erode_size, post_process_mask=args.post_process)
-    api.Settings(**settings)  # bad parameters stop here, before any work
+    values = {name: _number_or_text(value) if isinstance(value, str) and name != "model" and name != "background"
+              else value for name, value in options_from(args).items()}
+    Options.of(**values)  # bad options stop here, before any work
     pairs = collect_inputs(args.inputs)
     if not pairs:
         print("error: no image files found in the given inputs", file=sys.stderr)
         return 2
     out_dir = Path(args.output)
-    api.preload(args.model)
+    preload(values["model"])
     failed = 0
     for source, relative in tqdm(pairs, desc="cutting out", unit="img", disable=args.quiet or None):
-        result = api.process([source], **settings)[0]
+        (result,) = process([source], **values)
         if result.error:
             failed += 1
             tqdm.write(f"error: {source}: {result.error}", file=sys.stderr)
@@ -62,12 +96,10 @@ def _remove(args: argparse.Namespace) -> int:
 
 
 def _download(args: argparse.Namespace) -> int:
-    names = args.models or ["u2netp"]
     status = 0
-    for name in names:
+    for name in args.models or ["u2netp"]:
         try:
-            path = api.model_path(get_model(name))
-            print(f"{name}: {path}")
+            print(f"{name}: {model_path(get_model(name))}")
         except SegkitError as exc:
             print(f"error: {exc}", file=sys.stderr)
             status = 1
@@ -75,29 +107,18 @@ def _download(args: argparse.Namespace) -> int:
 
 
 def _models(_: argparse.Namespace) -> int:
-    for name in list_models():
-        try:
-            spec = get_model(name)
-        except SegkitError as exc:
-            print(f"{name:18} {'n/a':8} {exc}")
-            continue
-        state = "cached" if weights.is_cached(spec) else f"{spec.weights.size_mb:.0f} MB"
-        print(f"{name:18} {state:8} {spec.description}")
+    for name, state, description in catalog.rows():
+        print(f"{name:18} {state:8} {description}")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m segkit", description="Cut subjects out of images.")
     commands = parser.add_subparsers(dest="command", required=True)
-    remove = commands.add_parser("remove", help="write RGBA PNG cutouts of images")
+    remove = commands.add_parser("remove", help="write PNG cutouts of images")
     remove.add_argument("inputs", nargs="+", help="image files or folders")
     remove.add_argument("-o", "--output", required=True, help="output folder")
-    remove.add_argument("-m", "--model", default="u2netp", help="model name (see `models`)")
-    remove.add_argument("-a", "--alpha-matting", action="store_true", help="refine edges with alpha matting")
-    remove.add_argument("--foreground-threshold", type=int, default=240)
-    remove.add_argument("--background-threshold", type=int, default=20)
-    remove.add_argument("--erode-size", type=int, default=10)
-    remove.add_argument("-p", "--post-process", action="store_true", help="smooth the mask's boundary")
+    add_option_flags(remove)
     remove.add_argument("--only-mask", action="store_true", help="write the mask instead of the cutout")
     remove.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     remove.set_defaults(run=_remove)

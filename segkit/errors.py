@@ -1,10 +1,22 @@
 """Error types. Every problem a caller can fix is a ``ValueError`` subclass whose
 message names the input and what is wrong with it, so callers (CLI, app, node)
-can show it as-is instead of a traceback."""
+can show it as-is instead of a traceback. The parts of a message are fields too
+(``subject``, ``reason``, ``hint``), so nobody has to parse the text back apart."""
+
+from __future__ import annotations
+
+from typing import Optional
 
 
 class SegkitError(Exception):
-    """Base class for every error segkit raises on purpose."""
+    """Base class for every error segkit raises on purpose.
+
+    ``subject``: the input, parameter or model the error is about; ``hint``: what to do about it.
+    """
+
+    def __init__(self, message: str, *, subject: str = "", hint: str = ""):
+        super().__init__(message)
+        self.subject, self.hint = subject, hint
 
 
 class InvalidInputError(SegkitError, ValueError):
@@ -16,20 +28,21 @@ class UnknownModelError(InvalidInputError):
 
 
 class ModelNotAvailableError(SegkitError, ValueError):
-    """A known model whose weights cannot be had (offline, or not supported yet)."""
+    """A known model whose weights cannot be had (offline, or not supported yet).
+
+    ``reason``: what went wrong in one line; ``tried``: (source, why it failed) for each
+    place the weights were looked for; ``hint``: how to install them by hand.
+    """
+
+    def __init__(self, model: str, reason: str, tried: Optional[list[tuple[str, str]]] = None, hint: str = ""):
+        self.model, self.reason, self.tried = model, reason, list(tried or [])
+        lines = [f"model {model!r}: {reason}."]
+        if self.tried:
+            lines.append("Tried:" + "".join(f"\n  - {source}: {why}" for source, why in self.tried))
+        if hint:
+            lines.append(f"To fix: {hint}.")
+        super().__init__("\n".join(lines), subject=model, hint=hint)
 
 
 class ModelLoadError(SegkitError, RuntimeError):
     """Weights were found but onnxruntime could not build a session from them."""
-
-
-def public_message(exc: BaseException) -> str:
-    """The error's text for a remote user: server folders are replaced by their role."""
-    import os
-
-    from .weights import cache_dir
-
-    text = str(exc)
-    for folder, role in ((str(cache_dir()), "the model cache"), (os.path.expanduser("~"), "~")):
-        text = text.replace(folder, role)
-    return text

@@ -1,74 +1,86 @@
-"""The pipeline stages as small pure functions:
-image -> model input -> network output -> masks -> post-process / matting -> cutout.
+"""One image, top to bottom: decode -> model -> masks -> post-process / matting ->
+cutout -> background. Batches, the app, video and Ray only schedule this function.
 
-The stages follow rembg's arithmetic step for step (Lanczos resizes, division by
-the image maximum, min-max rescaling, truncation to uint8) because matching
-``rembg.remove()`` is the spec. The full-resolution pixel work (resizes, cutout)
-lives in :mod:`segkit.pixels`, which gives Pillow's integers faster.
+Each step lives where its kind of work lives: decoding in ``segkit.io``, the
+network and its tensors in ``segkit.models``, full-resolution pixel work in
+``segkit.pixels``. The model's side is one narrow call (``predict``), as in
+rembg's ``remove()``.
 """
 
 from __future__ import annotations
 
+import os
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
 import numpy as np
+import onnxruntime as ort
 from PIL import Image
-from scipy.ndimage import gaussian_filter, grey_opening
 
-from .pixels import cutout, resize_exact, warm_up  # noqa: F401 - the pixel stages, re-exported
-from .registry import ModelSpec, Preprocess
+from .errors import SegkitError
+from .io.compose import compose
+from .io.decode import decode
+from .models.predict import predict
+from .options import Options
+from .pixels.masks import post_process, union
+from .pixels.matting import alpha_matting
+from .pixels.resize import cutout, read_all
 
-_DISK1 = np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], dtype=bool)
-
-
-def input_size(pre: Preprocess, width: int, height: int) -> tuple[int, int]:
-    """The (width, height) the network sees for an image of this size."""
-    if pre.resize == "square":
-        return pre.size, pre.size
-    if pre.resize == "short_side_32":
-        ref = pre.size
-        if max(width, height) < ref or min(width, height) > ref:
-            if width >= height:
-                width, height = int(width / height * ref), ref
-            else:
-                width, height = ref, int(height / width * ref)
-        return max(32, width - width % 32), max(32, height - height % 32)
-    raise ValueError(f"unknown resize rule {pre.resize!r}")
+StageFn = Callable[[str], None]
+# Images in flight at once across all threads, and one matting solve at a time: memory
+# stays bounded however many threads call in (the network already uses every core).
+_IN_FLIGHT = threading.BoundedSemaphore(max(1, int(os.getenv("SEGKIT_IMAGES_IN_FLIGHT", 2))))
+_MATTING_TURN = threading.Lock()
 
 
-def model_input(image: Image.Image | np.ndarray, pre: Preprocess) -> np.ndarray:
-    """The normalised NCHW float32 tensor for one RGB(A) image (its alpha is ignored)."""
-    height, width = (image.height, image.width) if isinstance(image, Image.Image) else image.shape[:2]
-    method = Image.Resampling.LANCZOS if pre.resize == "square" else Image.Resampling.BOX
-    pixels = resize_exact(image, input_size(pre, width, height), method, rgb=True)
-    divisor = max(float(pixels.max()), 1e-6) if pre.scale == "max" else 255.0
-    tensor = np.empty((1, 3) + pixels.shape[:2], np.float32)
-    for c in range(3):  # rembg's float64 steps, one channel at a time (no image-sized temporaries)
-        tensor[0, c] = (pixels[:, :, c] / divisor - pre.mean[c]) / pre.std[c]
-    return tensor
+@dataclass
+class Result:
+    """One image's outcome. ``error`` is set (and the images are None) when it failed."""
+
+    label: str
+    cutout: Optional[Image.Image] = None  # RGBA, or RGB over the chosen background
+    image: Optional[Image.Image] = None  # the decoded input (RGB/RGBA, upright)
+    mask: Optional[Image.Image] = None
+    masks: dict[str, Image.Image] = field(default_factory=dict)  # per class, multi-class models
+    cutouts: dict[str, Image.Image] = field(default_factory=dict)
+    seconds: float = 0.0
+    error: Optional[SegkitError] = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
 
 
-def masks_from_output(output: np.ndarray, spec: ModelSpec, size: tuple[int, int]) -> list[np.ndarray]:
-    """Turn the network's first output into uint8 masks at the image's ``size`` (w, h)."""
-    if spec.output == "minmax":
-        pred = output[0, 0]
-        low, high = pred.min(), pred.max()
-        pred = (pred - low) / (high - low) if high > low else np.zeros_like(pred)
-        return [resize_exact((np.clip(pred, 0, 1) * 255).astype(np.uint8), size)]
-    if spec.output == "classes":
-        labels = resize_exact(np.argmax(output[0], axis=0).astype(np.uint8), size)
-        return [np.where(labels == i + 1, 255, 0).astype(np.uint8) for i in range(len(spec.mask_labels))]
-    if spec.output == "matte":
-        matte = (np.clip(output[0, 0], 0, 1) * 255 + 0.5).astype(np.uint8)
-        return [resize_exact(matte, size, Image.Resampling.BILINEAR)]
-    raise ValueError(f"model {spec.name!r}: unknown output rule {spec.output!r}")
+def segment_one(item: Any, options: Options, session: ort.InferenceSession, index: int = 0,
+                stage: StageFn = lambda name: None) -> Result:
+    """Cut the subject out of one input; a bad input raises ``InvalidInputError``."""
+    with _IN_FLIGHT:
+        stage("decoding")
+        decoded = decode(item, index)  # bytes, path, array, PIL... -> upright RGB(A), size checked first
+        image, spec = decoded.image, options.spec
+        stage("network")
+        masks = predict(session, spec, image)  # one uint8 mask per class, at the image's size
+        stage("matting" if options.alpha_matting else "cutout")
+        result = Result(decoded.label, image=image)
+        for label, mask in zip(spec.mask_labels, masks):
+            result.masks[label], result.cutouts[label] = _refine(image, mask, options)
+        if len(masks) == 1:
+            result.mask, result.cutout = result.masks[spec.mask_labels[0]], result.cutouts[spec.mask_labels[0]]
+        else:
+            result.mask, result.cutout = _refine(image, union(masks), options)
+        return result
 
 
-def post_process(mask: np.ndarray) -> np.ndarray:
-    """Smooth a mask's boundary: opening, Gaussian blur, threshold (rembg's recipe)."""
-    opened = grey_opening(mask, footprint=_DISK1, mode="reflect")
-    blurred = gaussian_filter(opened.astype(np.float64), sigma=2)
-    return np.where(blurred < 127, 0, 255).astype(np.uint8)
-
-
-def union(masks: list[np.ndarray]) -> np.ndarray:
-    """One mask covering every class mask (for multi-class models)."""
-    return masks[0] if len(masks) == 1 else np.maximum.reduce(masks)
+def _refine(image: Image.Image, mask: np.ndarray, options: Options) -> tuple[Image.Image, Image.Image]:
+    """One mask -> (final alpha, cutout over the chosen background)."""
+    if options.post_process_mask:
+        mask = post_process(mask)
+    if options.alpha_matting:
+        with _MATTING_TURN:
+            rgba = alpha_matting(read_all(image, rgb=True), mask, options.alpha_matting_foreground_threshold,
+                                 options.alpha_matting_background_threshold, options.alpha_matting_erode_size)
+        alpha, cut = rgba[:, :, 3], Image.fromarray(rgba, mode="RGBA")
+    else:
+        alpha, cut = mask, cutout(image, mask)
+    return Image.fromarray(alpha, mode="L"), compose(cut, image, options.background, matted=options.alpha_matting)

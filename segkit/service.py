@@ -1,6 +1,6 @@
-"""Serving a batch to a remote user: run it, compose backgrounds, write PNG files and
-a zip into a per-request folder, and collect per-file warnings. The web app binds
-its controls to these functions; nothing here knows about Gradio."""
+"""Serving a batch to a remote user: run it, write PNG files and a zip into a
+per-request folder, and collect per-file warnings. The web app binds its controls
+to these functions; nothing here knows about Gradio."""
 
 from __future__ import annotations
 
@@ -12,18 +12,17 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Unpack
 
-from .api import ProgressFn, process
-from .compose import Background, compose
-from .encode import save_png, write_zip
-from .errors import InvalidInputError, ModelNotAvailableError, public_message
-from .inputs import decode
-from .registry import get_model
+from .batch import ProgressFn, process
+from .errors import InvalidInputError, ModelNotAvailableError
+from .io.encode import save_png, unique_names, write_zip
+from .options import OptionValues
 
 log = logging.getLogger("segkit")
 MAX_BATCH = int(os.getenv("SEGKIT_MAX_BATCH", 16))
-OUTPUT_TTL = int(os.getenv("SEGKIT_OUTPUT_TTL", 3600))
+OUTPUT_TTL = int(os.getenv("SEGKIT_OUTPUT_TTL", 3600))  # seconds a request's files are kept at most
+OUTPUT_MAX_MB = int(os.getenv("SEGKIT_OUTPUT_MAX_MB", 2048))  # all requests' files together, oldest go first
 
 
 @dataclass
@@ -45,75 +44,86 @@ class ServedBatch:
     zip_path: Optional[str]
 
 
-def output_dir(root: str | os.PathLike | None = None) -> Path:
-    """A fresh folder for one request's files (under the system temp folder by default);
-    folders older than ``OUTPUT_TTL`` seconds are removed on the way, so a server's disk stays bounded."""
-    base = Path(root or os.getenv("SEGKIT_OUTPUT_DIR") or Path(tempfile.gettempdir()) / "segkit")
-    base.mkdir(parents=True, exist_ok=True)
-    cutoff = time.time() - OUTPUT_TTL
-    for old in base.iterdir():
+def public_message(exc: BaseException) -> str:
+    """The error's text for a remote user: server folders are replaced by their role."""
+    from .models.weights import cache_dir
+
+    text = str(exc)
+    for folder, role in ((str(cache_dir()), "the model cache"), (os.path.expanduser("~"), "~")):
+        text = text.replace(folder, role)
+    return text
+
+
+def output_root(root: str | os.PathLike | None = None) -> Path:
+    return Path(root or os.getenv("SEGKIT_OUTPUT_DIR") or Path(tempfile.gettempdir()) / "segkit")
+
+
+def prune_outputs(base: Path, max_age: float = OUTPUT_TTL, max_bytes: int = OUTPUT_MAX_MB << 20) -> None:
+    """Remove request folders older than ``max_age`` seconds, then the oldest until the
+    rest fit in ``max_bytes``: a busy server's disk stays bounded either way."""
+    folders = []
+    for folder in base.iterdir() if base.is_dir() else ():
         try:
-            if old.is_dir() and old.stat().st_mtime < cutoff:
-                shutil.rmtree(old, ignore_errors=True)
+            if folder.is_dir():
+                size = sum(f.stat().st_size for f in folder.iterdir())
+                folders.append((folder.stat().st_mtime, size, folder))
         except OSError:
-            pass
+            continue  # removed by another request meanwhile
+    folders.sort()
+    total = sum(size for _, size, _ in folders)
+    for mtime, size, folder in folders:
+        if mtime >= time.time() - max_age and total <= max_bytes:
+            break
+        shutil.rmtree(folder, ignore_errors=True)
+        total -= size
+
+
+def output_dir(root: str | os.PathLike | None = None) -> Path:
+    """A fresh folder for one request's files; old ones are pruned on the way."""
+    base = output_root(root)
+    base.mkdir(parents=True, exist_ok=True)
+    prune_outputs(base)
     folder = base / uuid.uuid4().hex
     folder.mkdir()
     return folder
 
 
-def _load_background(background: Background) -> Background:
-    """An uploaded background arrives as a path: decode it like any input (same limits)."""
-    if isinstance(background, (str, os.PathLike)) and os.path.isfile(background):
-        return decode(background).image
-    return background
-
-
-def _for_visitor(exc: ModelNotAvailableError, model: str) -> ModelNotAvailableError:
-    """A web visitor cannot fetch files onto the server: the message's first line (what is wrong) and
-    what they can do; the sources tried and the by-hand fix go to the server's log for its operator."""
+def for_visitor(exc: ModelNotAvailableError) -> ModelNotAvailableError:
+    """A web visitor cannot fetch files onto the server: a short message for them;
+    the sources tried and the by-hand fix go to the server's log for its operator."""
     log.warning("%s", public_message(exc))
-    summary = public_message(exc).split("\n", 1)[0].removesuffix(" Tried:").rstrip(" .:") + "."
-    source = get_model(model).weights.sources[0].describe()
     return ModelNotAvailableError(
-        f"{summary} Its weights download from {source}. Choose a model marked cached (u2netp works offline), "
-        f"or ask whoever runs this server to run `python -m segkit download {model}` (details are in the "
-        "server's log).")
+        exc.model, f"its weights can't be downloaded on this server ({exc.reason}). Choose a model marked "
+        "cached (u2netp works offline), or ask whoever runs this server to install it")
 
 
-def _process(inputs: list[Any], model: str, *args, progress: ProgressFn = None):
+def _process(inputs: Any, progress: ProgressFn, options: OptionValues):
     try:
-        return process(inputs, model, *args, progress=progress)
+        return process(inputs, progress=progress, **options)
     except ModelNotAvailableError as exc:
-        raise _for_visitor(exc, model) from exc
+        raise for_visitor(exc) from exc
 
 
-def serve_batch(inputs: list[Any], model: str = "u2netp", alpha_matting: bool = False,
-                alpha_matting_foreground_threshold: int = 240, alpha_matting_background_threshold: int = 20,
-                alpha_matting_erode_size: int = 10, post_process_mask: bool = False,
-                background: Background = None, progress: ProgressFn = None,
-                root: str | os.PathLike | None = None) -> ServedBatch:
+def serve_batch(inputs: list[Any], *, progress: ProgressFn = None, root: str | os.PathLike | None = None,
+                **options: Unpack[OptionValues]) -> ServedBatch:
     """Segment up to ``MAX_BATCH`` inputs; bad files become warnings, the rest are served."""
     if not inputs:
-        raise InvalidInputError("no image given: upload one or more photos first")
+        raise InvalidInputError("no image given: add one or more photos first", subject="files")
     if len(inputs) > MAX_BATCH:
-        raise InvalidInputError(f"{len(inputs)} images is more than the {MAX_BATCH} allowed per batch")
-    background = _load_background(background)
-    results = _process(inputs, model, alpha_matting, alpha_matting_foreground_threshold,
-                       alpha_matting_background_threshold, alpha_matting_erode_size, post_process_mask,
-                       progress=progress)
+        raise InvalidInputError(f"{len(inputs)} images is more than the {MAX_BATCH} allowed at once",
+                                subject="files")
+    results = _process(inputs, progress, options)
     folder = output_dir(root)
-    served, warnings, named = [], [], []
-    for index, result in enumerate(results):
-        if result.error:
-            warnings.append(public_message(result.error))
-            continue
-        stem = f"{index:02d}-{Path(result.label).stem or 'image'}"
-        original = result.image
-        final = compose(result.cutout, original, background, matted=alpha_matting)
-        paths = {kind: str(folder / f"{stem}-{kind}.png") for kind in ("original", "cutout", "mask")}
-        save_png(original, paths["original"])
-        save_png(final, paths["cutout"])
+    served = []
+    good = [r for r in results if r.ok]
+    warnings = [public_message(r.error) for r in results if not r.ok]
+    for result, stem in zip(good, unique_names([r.label for r in good])):
+        if progress:
+            progress(0.99, f"writing {stem}.png")
+        paths = {kind: str(folder / f"{stem}{suffix}.png")
+                 for kind, suffix in (("original", "-original"), ("cutout", ""), ("mask", "-mask"))}
+        save_png(result.image, paths["original"])
+        save_png(result.cutout, paths["cutout"])
         save_png(result.mask, paths["mask"])
         class_masks = []
         if len(result.masks) > 1:
@@ -121,26 +131,22 @@ def serve_batch(inputs: list[Any], model: str = "u2netp", alpha_matting: bool = 
                 path = str(folder / f"{stem}-{label.replace(' ', '_')}.png")
                 save_png(mask, path)
                 class_masks.append((path, label))
-        caption = f"{result.label} · {final.width}×{final.height} · {result.seconds:.2f} s"
+        caption = f"{stem}.png · {result.cutout.width}×{result.cutout.height}"
         served.append(ServedImage(result.label, paths["original"], paths["cutout"], paths["mask"], caption,
                                   class_masks))
-        named.append((result.label, final))
     zip_path = None
-    if named:
+    if served:
         zip_path = str(folder / "cutouts.zip")
-        write_zip(named, zip_path)
+        write_zip([Path(s.cutout) for s in served], zip_path)
     return ServedBatch(served, warnings, zip_path)
 
 
-def serve_one(image: Any, model: str = "u2netp", alpha_matting: bool = False,
-              alpha_matting_foreground_threshold: int = 240, alpha_matting_background_threshold: int = 20,
-              alpha_matting_erode_size: int = 10, post_process_mask: bool = False,
-              root: str | os.PathLike | None = None) -> str:
-    """One image in, the path of its RGBA PNG cutout out; a bad image raises its error."""
-    (result,) = _process([image], model, alpha_matting, alpha_matting_foreground_threshold,
-                         alpha_matting_background_threshold, alpha_matting_erode_size, post_process_mask)
+def serve_one(image: Any, *, root: str | os.PathLike | None = None, **options: Unpack[OptionValues]) -> str:
+    """One image in, the path of its PNG cutout out; a bad image raises its error."""
+    (result,) = _process([image], None, options)
     if result.error:
-        raise InvalidInputError(public_message(result.error))
-    path = output_dir(root) / f"{Path(result.label).stem or 'image'}.png"
+        raise InvalidInputError(public_message(result.error), subject=result.error.subject)
+    (stem,) = unique_names([result.label])
+    path = output_dir(root) / f"{stem}.png"
     save_png(result.cutout, path)
     return str(path)

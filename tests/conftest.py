@@ -1,17 +1,12 @@
-"""Shared fixtures. Every model test here runs the real u2netp weights (fetched
+"""Shared fixtures (helpers live in helpers.py). Every model test here runs the real u2netp weights (fetched
 through segkit's own download path on first use), never a stub."""
 
 from __future__ import annotations
 
-import io
-
-import numpy as np
 import pytest
-from PIL import Image
 
 import segkit
-from segkit.registry import get_model
-from segkit.weights import find_cached
+from segkit.models.sessions import POOL
 
 
 @pytest.fixture(scope="session")
@@ -36,15 +31,10 @@ def rembg_session(u2netp_path):
     return rembg.new_session("u2netp", providers=["CPUExecutionProvider"])
 
 
-def u2net_cached() -> bool:
-    return find_cached(get_model("u2net")) is not None
-
-
-def png_bytes(array: np.ndarray, **save) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(array).save(buf, format=save.pop("format", "PNG"), **save)
-    return buf.getvalue()
-
-
-def alpha(image) -> np.ndarray:
-    return np.asarray(image)[:, :, 3].astype(np.int16)
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("U2NET_HOME", str(tmp_path))
+    monkeypatch.setenv("SEGKIT_SKIP_CHECKSUM", "1")
+    POOL.clear()
+    yield tmp_path
+    POOL.clear()

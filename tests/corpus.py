@@ -91,3 +91,40 @@ def file_cases() -> dict[str, tuple[bytes, tuple[str, object]]]:
         size = (90, 120) if orientation >= 5 else (120, 90)
         cases[f"EXIF orientation {orientation}"] = (_with_orientation(orientation), ("ok", size))
     return cases
+
+
+def bad_options() -> list[tuple[dict, str]]:
+    """(options, the message they must get): every kind of wrong value for every option,
+    generated from the declarations, so a new option is covered by adding it there."""
+    from segkit import options as declared
+
+    cases: list[tuple[dict, str]] = []
+    for f, control in declared.declared():
+        name = f.name
+        kind = str(f.type)
+        if kind == "int":
+            must = rf"^{name}: must be a whole number from {control.low} to {control.high}, got "
+            for value in (control.low - 1, control.high + 1, 10 ** 30, -10 ** 30, 1e308, -1e308, float("nan"),
+                          float("inf"), float("-inf"), 2.5, "abc", "10", None, True, [1], complex(1, 1)):
+                cases.append(({name: value}, must))
+        elif kind == "bool":
+            must = rf"^{name}: must be true or false"
+            for value in ("yes", "no", "", "1", 2, 0, 1.0, None, "abc", [True]):
+                cases.append(({name: value}, must))
+        elif control.choices:
+            cases += [({name: "nope"}, r"^unknown model 'nope'; choose one of: u2net, "),
+                      ({name: ""}, r"^unknown model ''"), ({name: None}, rf"^{name}: must be a model name, got None"),
+                      ({name: 3}, rf"^{name}: must be a model name, got 3")]
+        else:  # the background
+            colour = r"^background: .* is not a colour; use a name \(green\), #rrggbb or rgb\(r, g, b\)"
+            for value in ("notacolour", "rgb(a,b,c)", "rgb(1,2)", "rgb(", "rgb(1,2,3", "rgb()", "rgb(1e400,0,0)",
+                          "rgb(nan,0,0)", "rgb(256,0,0)", "rgb(-1,0,0)", "#12345", "#ggg", (1, 2), (1e400, 0, 0)):
+                cases.append(({name: value}, colour))
+            cases += [({name: b""}, r"^background image: empty data \(0 bytes\)"),
+                      ({name: b"\x00random bytes" * 10}, r"^background image: not an image"),
+                      ({name: b"<svg xmlns='http://www.w3.org/2000/svg'/>"}, r"^background image: not an image"),
+                      ({name: bomb_png(13000, 13000)}, r"^background image: image is 13000x13000 = 169 MP, over the")]
+    cases.append(({"alpha_matting": True, "alpha_matting_foreground_threshold": 10,
+                   "alpha_matting_background_threshold": 50}, r"background threshold must be the lower one"))
+    cases.append(({"colour": "red"}, r"^unknown option 'colour'; the options are: model, "))
+    return cases

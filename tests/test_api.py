@@ -8,9 +8,9 @@ import torch
 from PIL import Image
 
 import segkit
-from segkit import pipeline
-from segkit.registry import get_model
-from conftest import alpha, png_bytes
+from segkit.models import predict
+from segkit.models.registry import get_model
+from helpers import alpha, png_bytes
 
 
 def test_every_input_kind_gives_the_same_cutout(photos, tmp_path):
@@ -84,7 +84,7 @@ def test_cloth_classes_become_three_labelled_masks():
     logits[0, 1, :2] = 5  # upper rows: upper body
     logits[0, 2, 6:] = 5  # lower rows: lower body
     logits[0, 3, 3:5, 3:5] = 5  # centre: full body
-    masks = pipeline.masks_from_output(logits, spec, (8, 8))
+    masks = predict.masks_from_output(logits, spec, (8, 8))
     assert len(masks) == 3
     assert masks[0][:2].min() == 255 and masks[0][2:].max() == 0
     assert masks[1][6:].min() == 255 and masks[1][:6].max() == 0
@@ -94,17 +94,14 @@ def test_cloth_classes_become_three_labelled_masks():
 def test_progress_reports_every_image(photos):
     seen = []
     segkit.segment([photos["coffee"]] * 3, progress=lambda f, msg: seen.append((round(f, 2), msg)))
-    assert seen[0] == (0.0, "image 1 of 3") and seen[-1] == (1.0, "done")
+    assert seen[0] == (0.0, "image 1 of 3: decoding") and seen[-1] == (1.0, "done")
+    assert any(msg.startswith("image 2 of 3: network · about ") and msg.endswith(" s left") for _, msg in seen)
+    assert [f for f, _ in seen] == sorted(f for f, _ in seen)  # it only moves forward
 
 
-@pytest.mark.parametrize("side_by_side", [True, False], ids=["two images at once", "one at a time"])
-def test_batches_give_each_image_its_single_image_result(photos, monkeypatch, side_by_side):
-    """Both batch runners (two images side by side on CPU; the pipelined one used on
-    GPU or with SEGKIT_THREADS) return exactly what each image gets on its own."""
-    if not side_by_side:
-        monkeypatch.setattr(segkit.api, "batch_threads", lambda: None)
-    elif segkit.sessions.batch_threads() is None:
-        pytest.skip("one core: batches run one image at a time")
+def test_a_batch_gives_each_image_its_single_image_result(photos):
+    """The batch runner returns exactly what each image gets on its own; a bad file
+    in the middle costs only itself."""
     images = [photos["astronaut"], photos["chelsea"], b"not an image", photos["coffee"][::2, ::3]]
     results = segkit.process(images, post_process_mask=True)
     assert [r.ok for r in results] == [True, True, False, True]
@@ -115,22 +112,16 @@ def test_batches_give_each_image_its_single_image_result(photos, monkeypatch, si
             assert np.array_equal(np.asarray(result.mask), np.asarray(alone.mask))
 
 
-def test_cpu_batches_use_a_session_with_half_the_cores(photos, monkeypatch):
-    monkeypatch.setattr(segkit.sessions.os, "cpu_count", lambda: 8)
-    assert segkit.sessions.batch_threads() == 4
-    monkeypatch.setenv("SEGKIT_THREADS", "2")
-    assert segkit.sessions.batch_threads() is None  # the user's thread count wins
-    monkeypatch.delenv("SEGKIT_THREADS")
-    monkeypatch.setattr(segkit.sessions, "device", lambda: "CUDA")
-    assert segkit.sessions.batch_threads() is None  # a GPU takes one image at a time
+def test_any_iterable_is_a_batch_and_an_empty_one_loads_nothing(photos, monkeypatch):
+    def no_model(*args, **kwargs):
+        raise AssertionError("an empty batch must not load a model")
+
+    monkeypatch.setattr(segkit.batch, "session_for", no_model)
+    assert segkit.segment([]) == [] and segkit.process(iter(())) == []
+    assert segkit.segment(x for x in []) == []
     monkeypatch.undo()
-    threads = segkit.sessions.batch_threads()
-    if threads is None:
-        pytest.skip("one core: batches run one image at a time")
-    key = f"u2netp:{threads} threads"
-    segkit.segment([photos["coffee"], photos["chelsea"]])
-    built = segkit.POOL.created[key]
-    segkit.segment([photos["chelsea"], photos["coffee"]])
-    assert built >= 1 and segkit.POOL.created[key] == built
-    assert segkit.api.session_for(get_model("u2netp"), threads=threads).get_session_options().intra_op_num_threads \
-        == threads
+    from_generator = segkit.segment(photo for photo in [photos["coffee"], photos["chelsea"]])
+    from_tuple = segkit.segment((photos["coffee"], photos["chelsea"]))
+    assert isinstance(from_generator, list) and len(from_generator) == 2
+    for a, b in zip(from_generator, from_tuple):
+        assert np.array_equal(np.asarray(a), np.asarray(b))

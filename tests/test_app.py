@@ -13,7 +13,7 @@ from PIL import Image
 
 import corpus
 from appserver import REPO, AppServer
-from conftest import png_bytes
+from helpers import png_bytes
 
 SEED_PARAMETERS = ["alpha_matting", "alpha_matting_foreground_threshold", "alpha_matting_background_threshold",
                    "alpha_matting_erode_size", "post_process_mask"]

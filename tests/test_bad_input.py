@@ -58,21 +58,21 @@ def test_exif_orientations_rotate_the_content_too():
         assert np.abs(out - expected).mean() < 8, orientation  # same subject, JPEG noise aside
 
 
-@pytest.mark.parametrize("kwargs, problem", [
-    (dict(alpha_matting_foreground_threshold=300), "between 0 and 255"),
-    (dict(alpha_matting_background_threshold=-5), "between 0 and 255"),
-    (dict(alpha_matting=True, alpha_matting_foreground_threshold=10, alpha_matting_background_threshold=50),
-     "background threshold must be the lower one"),
-    (dict(alpha_matting_erode_size=-1), "alpha_matting_erode_size"),
-    (dict(alpha_matting_erode_size=2.5), "whole number"),
-    (dict(alpha_matting_foreground_threshold=float("nan")), "whole number"),
-    (dict(alpha_matting_background_threshold=float("inf")), "whole number"),
-    (dict(alpha_matting_erode_size="10"), "whole number"),
-    (dict(model="modnet-x"), "unknown model"),
-])
-def test_bad_parameters_are_refused(kwargs, problem, photos):
-    with pytest.raises(ValueError, match=problem):
+@pytest.mark.parametrize("kwargs, problem", corpus.bad_options(), ids=lambda v: repr(v)[:60])
+def test_bad_options_are_refused_by_name_before_any_work(kwargs, problem, photos, monkeypatch):
+    def no_work(*args, **kwargs):
+        raise AssertionError("no model is loaded for bad options")
+
+    monkeypatch.setattr(segkit.batch, "session_for", no_work)
+    with pytest.raises(segkit.InvalidInputError, match=problem):
         segkit.segment(photos["coffee"], **kwargs)
+
+
+def test_the_seed_strings_and_numpy_values_are_accepted(photos):
+    plain = segkit.segment(photos["coffee"], alpha_matting=False)
+    assert np.array_equal(np.asarray(segkit.segment(photos["coffee"], alpha_matting="false", post_process_mask="False",
+                                                    alpha_matting_erode_size=np.int64(10),
+                                                    alpha_matting_foreground_threshold=240.0)), np.asarray(plain))
 
 
 @pytest.mark.parametrize("tensor, problem", [

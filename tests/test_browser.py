@@ -11,7 +11,7 @@ import requests
 from PIL import Image
 
 from appserver import REPO, AppServer
-from conftest import png_bytes
+from helpers import png_bytes
 
 CHROMIUM = os.getenv("SEGKIT_CHROMIUM", "/usr/bin/chromium")
 pytestmark = [

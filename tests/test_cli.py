@@ -6,7 +6,7 @@ import sys
 import numpy as np
 from PIL import Image
 
-from conftest import png_bytes
+from helpers import png_bytes
 
 
 def run_cli(*args, timeout=300):

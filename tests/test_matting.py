@@ -12,8 +12,8 @@ from PIL import Image, ImageFilter
 from scipy.ndimage import binary_erosion
 from skimage import data
 
-from segkit import matting
-from segkit.matting import alpha_matting_fast, alpha_matting_reference, make_trimap
+from segkit.pixels import matting
+from segkit.pixels.matting import alpha_matting_fast, alpha_matting_reference, make_trimap
 
 PHOTOS = {"astronaut": (0.45, 0.5, 0.4, 0.3), "chelsea": (0.5, 0.45, 0.35, 0.4), "coffee": (0.5, 0.5, 0.35, 0.4)}
 
@@ -221,7 +221,7 @@ def test_two_threads_matting_at_once_survive_numbas_fallback_threading_layer():
 import threading
 import numpy as np
 from skimage import data
-from segkit.matting import alpha_matting_fast
+from segkit.pixels.matting import alpha_matting_fast
 image = data.chelsea()[:160, :160].copy()
 mask = np.zeros((160, 160), np.uint8)
 mask[40:120, 40:120] = 255

@@ -23,9 +23,9 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from segkit import modnet_convert
-from segkit.modnet import MODNet
-from segkit.modnet_convert import CheckpointError, OnnxVerificationError, checkpoint_to_onnx
+from segkit.models.modnet import convert as modnet_convert
+from segkit.models.modnet.network import MODNet
+from segkit.models.modnet.convert import CheckpointError, OnnxVerificationError, checkpoint_to_onnx
 
 MANIFEST = json.loads((Path(__file__).parent / "fixtures" / "modnet_state_dict_shapes.json").read_text())
 BUFFERS = ("running_mean", "running_var", "num_batches_tracked")

@@ -11,11 +11,11 @@ import pytest
 import torch
 
 import segkit
-from segkit import weights
-from segkit.modnet import MODNet
-from segkit.pipeline import input_size
-from segkit.registry import get_model
-from segkit.sessions import POOL
+from segkit.models import weights
+from segkit.models.modnet.network import MODNet
+from segkit.models.predict import input_size
+from segkit.models.registry import get_model
+from segkit.models.sessions import POOL
 
 CKPT = "modnet_photographic_portrait_matting.ckpt"
 
@@ -46,7 +46,7 @@ def test_segment_runs_modnet_end_to_end(random_checkpoint, monkeypatch, photos):
     assert len(onnx_files) == 1
     digest = hashlib.sha256((random_checkpoint / CKPT).read_bytes()).hexdigest()[:16]
     assert digest in onnx_files[0].name
-    session = segkit.api.session_for(get_model("modnet-p"))
+    session = segkit.models.sessions.session_for(get_model("modnet-p"))
     assert [i.shape for i in session.get_inputs()][0][2:] != [512, 512]  # dynamic height and width
     segkit.segment(photos["coffee"], model="modnet-p")
     assert POOL.created["modnet-p"] == 1

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 import segkit
-from conftest import alpha, u2net_cached
+from helpers import alpha, u2net_cached
 
 PHOTOS = ["astronaut", "chelsea", "coffee"]
 

@@ -12,7 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from segkit import pipeline, pixels
+from segkit.models import predict
+from segkit.models.registry import Preprocess
+from segkit.pixels import resize as pixels
 
 FILTERS = [Image.Resampling.LANCZOS, Image.Resampling.BILINEAR, Image.Resampling.BOX]
 
@@ -82,8 +84,8 @@ def test_rgb_of_rgba_resizes_like_pillows_rgb_conversion():
     expected = np.asarray(rgba.convert("RGB").resize((320, 320), Image.Resampling.LANCZOS))
     assert np.array_equal(pixels.resize_exact(rgba, (320, 320), rgb=True), expected)
     assert np.array_equal(pixels.resize_exact(np.asarray(rgba), (320, 320), rgb=True), expected)
-    pre = pipeline.Preprocess(320, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
-    assert np.array_equal(pipeline.model_input(rgba, pre), pipeline.model_input(rgba.convert("RGB"), pre))
+    pre = Preprocess(320, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    assert np.array_equal(predict.model_input(rgba, pre), predict.model_input(rgba.convert("RGB"), pre))
 
 
 def test_cutout_of_other_modes_and_a_wrong_mask():

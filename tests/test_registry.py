@@ -5,7 +5,7 @@ import re
 import pytest
 
 import segkit
-from segkit.registry import MODELS, get_model
+from segkit.models.registry import MODELS, get_model
 
 SEED = ["u2net", "u2netp", "u2net_human_seg", "u2net_cloth_seg", "silueta", "isnet-general-use",
         "isnetis", "modnet-p", "modnet-w"]

@@ -2,6 +2,7 @@
 (bad files, garment masks), messages for web visitors and the model list."""
 
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -9,13 +10,13 @@ import pytest
 from PIL import Image
 
 import segkit
-from segkit import catalog, service
-from segkit.compose import compose
-from segkit.encode import write_zip
+from segkit import service
+from segkit.models import catalog
+from segkit.io.compose import compose
+from segkit.io.encode import save_png, unique_names, write_zip
 from segkit.errors import ModelNotAvailableError
-from segkit.registry import SEED_ORDER, get_model
-from conftest import png_bytes
-from test_model_family import cache, cloth_model  # noqa: F401 - cache is a fixture
+from segkit.models.registry import get_model
+from helpers import cloth_model, png_bytes
 
 
 @pytest.fixture
@@ -31,7 +32,7 @@ def cut():
 
 def test_transparent_background_keeps_the_rgba_cutout(cut):
     cutout, photo = cut
-    assert compose(cutout, photo, None) is cutout and compose(cutout, photo, "transparent") is cutout
+    assert compose(cutout, photo, None) is cutout
 
 
 @pytest.mark.parametrize("colour", ["#00ff00", "lime", "rgba(0, 255, 0, 1)", (0, 255, 0)])
@@ -54,11 +55,16 @@ def test_a_bad_colour_is_named(cut):
         compose(*cut, "notacolour")
 
 
-def test_zip_holds_one_png_per_image_with_unique_names(tmp_path, cut):
-    path = tmp_path / "all.zip"
-    write_zip([("a.jpg", cut[0]), ("dir/a.png", cut[0]), ("", cut[1])], path)
-    with zipfile.ZipFile(path) as archive:
-        assert archive.namelist() == ["a.png", "a-2.png", "image.png"]
+def test_result_names_are_unique_stems_and_the_zip_uses_the_same_names(tmp_path, cut):
+    stems = unique_names(["a.jpg", "dir/a.png", "", "b.png"])
+    assert stems == ["a", "a-2", "image", "b"]
+    files = []
+    for stem in stems:
+        files.append(tmp_path / f"{stem}.png")
+        save_png(cut[0], files[-1])
+    write_zip(files, tmp_path / "all.zip")
+    with zipfile.ZipFile(tmp_path / "all.zip") as archive:
+        assert archive.namelist() == ["a.png", "a-2.png", "image.png", "b.png"]
         with archive.open("a.png") as member:
             assert Image.open(member).mode == "RGBA"
 
@@ -66,44 +72,62 @@ def test_zip_holds_one_png_per_image_with_unique_names(tmp_path, cut):
 def test_batch_serves_the_good_files_and_warns_about_the_bad_one(tmp_path, photos, u2netp_path):
     broken = png_bytes(photos["coffee"])[:700]
     batch = service.serve_batch([photos["chelsea"], broken], root=tmp_path)
-    assert [image.caption.split(" · ")[1] for image in batch.images] == ["451×300"]
+    assert [image.caption for image in batch.images] == ["image-1.png · 451×300"]
     assert batch.warnings == ["image #2: image data is truncated or corrupt (image file is truncated)"]
     assert Image.open(batch.images[0].cutout).mode == "RGBA" and batch.images[0].class_masks == []
     with zipfile.ZipFile(batch.zip_path) as archive:
-        assert len(archive.namelist()) == 1
+        assert archive.namelist() == [Path(batch.images[0].cutout).name]
 
 
 def test_garment_model_serves_three_labelled_masks(cache, tmp_path):  # noqa: F811 - the fixture
     onnx.save(cloth_model(get_model("u2net_cloth_seg").preprocess.size), cache / "u2net_cloth_seg.onnx")
-    batch = service.serve_batch([np.full((300, 300, 3), 128, np.uint8)], "u2net_cloth_seg", root=tmp_path)
+    batch = service.serve_batch([np.full((300, 300, 3), 128, np.uint8)], model="u2net_cloth_seg", root=tmp_path)
     labels = [label for _, label in batch.images[0].class_masks]
     assert labels == ["upper body", "lower body", "full body"]
     assert all(Image.open(path).mode == "L" and Image.open(path).size == (300, 300)
                for path, _ in batch.images[0].class_masks)
 
 
-def test_an_unreachable_model_tells_a_visitor_what_to_do(monkeypatch, tmp_path):
+def test_an_unreachable_model_tells_a_visitor_what_to_do(monkeypatch, tmp_path, caplog):
     def offline(spec, progress=None):
-        raise ModelNotAvailableError(f"model {spec.name!r}: no source could be reached. Tried:\n  - "
-                                     f"https://example.invalid/x: ConnectionError\nTo fix: download by hand")
+        raise ModelNotAvailableError(spec.name, "no source could be reached",
+                                     [("https://example.invalid/x", "ConnectionError")], "download by hand")
 
-    monkeypatch.setattr(segkit.api.weights, "fetch_weights", offline)
+    monkeypatch.setattr(segkit.models.weights, "fetch_weights", offline)
     with pytest.raises(ModelNotAvailableError) as info:
-        service.serve_one(b"unused", "silueta", root=tmp_path)
+        service.serve_one(b"unused", model="silueta", root=tmp_path)
     message = str(info.value)
-    assert message.startswith("model 'silueta': no source could be reached. Its weights download from "
-                              "https://github.com/danielgatis/rembg/releases/download/v0.0.0/silueta.onnx. "
-                              "Choose a model marked cached")
-    assert "`python -m segkit download silueta`" in message and "example.invalid" not in message
+    assert message == ("model 'silueta': its weights can't be downloaded on this server (no source could be "
+                       "reached). Choose a model marked cached (u2netp works offline), or ask whoever runs this "
+                       "server to install it.")
+    assert info.value.model == "silueta" and info.value.tried == []
+    assert "example.invalid" in caplog.text and "download by hand" in caplog.text  # the operator's detail
 
 
 def test_model_list_names_every_seed_model_with_its_state(u2netp_path):
     segkit.preload("u2netp")
     choices = dict((name, label) for label, name in catalog.model_choices())
-    assert list(choices) == list(SEED_ORDER)
-    assert choices["u2netp"].startswith("u2netp: Lightweight") and choices["u2netp"].endswith("[loaded]")
+    assert list(choices)[:9] == ["u2net", "u2netp", "u2net_human_seg", "u2net_cloth_seg", "silueta",
+                                 "isnet-general-use", "isnetis", "modnet-p", "modnet-w"]
+    assert choices["u2netp"] == "u2netp · loaded"
     for name, label in choices.items():
-        assert get_model(name).description in label
         if not segkit.is_cached(name):
-            assert label.endswith(f"[download {get_model(name).weights.size_mb:.0f} MB]")
-    assert catalog.status_line("u2netp") == f"Device: **{segkit.device()}** · model **u2netp**: loaded"
+            assert label == f"{name} · download {get_model(name).weights.size_mb:.0f} MB"
+    assert catalog.status_line("u2netp") == (f"Device: **{segkit.device()}** · model **u2netp**: loaded · "
+                                             + get_model("u2netp").description)
+
+
+def test_output_storage_is_bounded_by_age_and_by_size(tmp_path):
+    """Old request folders go after OUTPUT_TTL; beyond the size cap the oldest go first."""
+    import os
+    import time
+
+    for age, name in ((7200, "old"), (300, "older"), (200, "middle"), (100, "newest")):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "cutout.png").write_bytes(b"x" * 400_000)
+        os.utime(folder, (time.time() - age, time.time() - age))
+    service.prune_outputs(tmp_path, max_age=3600, max_bytes=900_000)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["middle", "newest"]
+    files = list(tmp_path.rglob("*"))
+    assert sum(f.stat().st_size for f in files if f.is_file()) == 800_000

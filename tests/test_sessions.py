@@ -5,9 +5,10 @@ import sys
 import threading
 
 import segkit
-from segkit.api import model_path, session_for
-from segkit.registry import get_model
-from segkit.sessions import POOL, SessionPool
+from segkit.models.sessions import session_for
+from segkit.models.weights import model_path
+from segkit.models.registry import get_model
+from segkit.models.sessions import POOL, SessionPool
 
 
 def test_racing_threads_build_one_session(u2netp_path):
@@ -56,16 +57,3 @@ def test_device_is_cpu_here_and_detection_is_quiet():
     assert run.stdout.strip() == "CPU"
     assert "Failed to load library" not in run.stderr and "CUDAExecutionProvider" not in run.stderr
     assert session_for(get_model("u2netp")).get_providers() == ["CPUExecutionProvider"]
-
-
-def test_a_models_batch_session_lives_and_goes_with_it(u2netp_path):
-    pool = SessionPool(max_live=1)
-    u2netp = get_model("u2netp")
-    alias = type(u2netp)(**{**u2netp.__dict__, "name": "u2netp-copy"})
-    default, batch = pool.get(u2netp, model_path), pool.get(u2netp, model_path, threads=1)
-    assert default is not batch and pool.get(u2netp, model_path, threads=1) is batch
-    assert pool.loaded() == ["u2netp"]  # one model, two sessions: within max_live=1
-    assert pool.created == {"u2netp": 1, "u2netp:1 threads": 1}
-    pool.get(alias, model_path)
-    assert pool.loaded() == ["u2netp-copy"]  # both of u2netp's sessions went
-    assert pool.get(u2netp, model_path, threads=1) is not batch

@@ -13,8 +13,8 @@ from dataclasses import replace
 import pytest
 
 import segkit
-from segkit import weights
-from segkit.registry import Source, get_model
+from segkit.models import weights
+from segkit.models.registry import Source, get_model
 
 U2NETP_MD5 = "8e83ca70e441ab06c318d82300c84806"
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import UnknownModelError
+from ..errors import UnknownModelError
 
 REMBG_RELEASE = "https://github.com/danielgatis/rembg/releases/download/v0.0.0/"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -186,21 +186,9 @@ MODELS: dict[str, ModelSpec] = {
 }
 
 
-def register(spec: ModelSpec) -> None:
-    """Add (or replace) a model; used by ``segkit.modnet`` and by plug-ins."""
-    MODELS[spec.name] = spec
-
-
-SEED_ORDER = (
-    "u2net", "u2netp", "u2net_human_seg", "u2net_cloth_seg", "silueta",
-    "isnet-general-use", "isnetis", "modnet-p", "modnet-w",
-)
-
-
 def list_models() -> list[str]:
-    """Model names in the seed node's order, then any registered extras."""
-    names = [n for n in SEED_ORDER if n in MODELS]
-    return names + sorted(n for n in MODELS if n not in names)
+    """Model names in registry order (the seed node's order comes first)."""
+    return list(MODELS)
 
 
 def get_model(name: str) -> ModelSpec:
@@ -211,4 +199,4 @@ def get_model(name: str) -> ModelSpec:
     for spec in MODELS.values():
         if key in spec.aliases:
             return spec
-    raise UnknownModelError(f"unknown model {name!r}; choose one of: {', '.join(list_models())}")
+    raise UnknownModelError(f"unknown model {name!r}; choose one of: {', '.join(list_models())}", subject="model")

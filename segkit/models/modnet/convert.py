@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import ModelLoadError, SegkitError
-from .modnet import MODNet
+from ...errors import ModelLoadError, SegkitError
+from .network import MODNet
 
 #: Prefix ``nn.DataParallel`` puts on every key of the official checkpoints.
 MODULE_PREFIX = "module."

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import InvalidInputError
+from ..errors import InvalidInputError
 
 ORIENTATION = 0x0112
 DEFAULT_MAX_PIXELS = 64_000_000  # a 64 MP photo is processed; a 60000x60000 "PNG" is not
@@ -119,9 +119,9 @@ def _from_array(arr: np.ndarray, label: str) -> Image.Image:
     return Image.fromarray(np.ascontiguousarray(arr, dtype=np.uint8))
 
 
-def decode(obj: Any, index: int = 0) -> Decoded:
+def decode(obj: Any, index: int = 0, label: str = "") -> Decoded:
     """Turn one input into a ``Decoded`` RGB(A) image, or raise ``InvalidInputError``."""
-    label = describe(obj, index)
+    label = label or describe(obj, index)
     if isinstance(obj, Image.Image):
         _check_size(*obj.size, label)
         img = obj
@@ -155,7 +155,11 @@ def decode(obj: Any, index: int = 0) -> Decoded:
 
 
 def split_tensor_batch(batch: Any) -> list[np.ndarray]:
-    """A ComfyUI IMAGE tensor [B,H,W,C] (floats 0..1) as a list of HxWxC float arrays."""
+    """A ComfyUI IMAGE tensor [B,H,W,C] (floats 0..1) as a list of HxWxC float arrays.
+
+    Values are clipped to 0..1, as the seed node did: ComfyUI's own bicubic upscale
+    overshoots a little. (Other float arrays outside 0..1 are refused: there a value
+    out of range is likelier a caller's scale mistake than an overshoot.)"""
     if batch.ndim == 3:
         batch = batch[None]
     if batch.ndim != 4 or batch.shape[-1] not in (1, 3, 4):
@@ -164,4 +168,6 @@ def split_tensor_batch(batch: Any) -> list[np.ndarray]:
     if not batch.dtype.is_floating_point:
         raise InvalidInputError(f"image tensor: dtype {batch.dtype} is not floating point (expected 0..1 floats)")
     array = batch.detach().cpu().float().numpy()
-    return [array[i] for i in range(array.shape[0])]
+    if not np.isfinite(array).all():
+        raise InvalidInputError("image tensor: contains NaN or infinite values")
+    return [np.clip(array[i], 0.0, 1.0) for i in range(array.shape[0])]

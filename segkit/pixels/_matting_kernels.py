@@ -1,4 +1,4 @@
-"""Numba kernels behind :mod:`segkit.matting`.
+"""Numba kernels behind :mod:`segkit.pixels.matting`.
 
 They exist because pymatting's building blocks work on every pixel of the
 image, while rembg's trimaps leave only a few percent of the pixels unknown:
@@ -11,9 +11,9 @@ image, while rembg's trimaps leave only a few percent of the pixels unknown:
   measured and rejected: with pymatting's epsilon of 1e-7 the system is so
   ill-conditioned that CG with Jacobi, ichol, block-Jacobi or AMG (pyamg)
   preconditioners, even warm-started from the mask or from a half-resolution
-  solution, stays 0.02-0.15 off rembg's alpha after many iterations (the error
-  is global, not local), while the direct solve matches it to ~1e-4. scipy's
-  SuperLU with the same ordering took ~3x longer.
+  solution, stay visibly off rembg's alpha after many iterations (the error
+  is global, not local), while the direct solve matches it; scipy's SuperLU
+  with the same ordering was slower (bench/matting_bench.py).
 * ``neighbourhood`` + ``fb_level`` run pymatting's ``estimate_foreground_ml``
   update on the pixels near the band instead of the whole image.
 """
@@ -42,7 +42,7 @@ BLAS = (_blas("lapack", "dpotrf", 5), _blas("blas", "dtrsm", 11), _blas("blas", 
 def _openblas_threads_setter():
     """OpenBLAS's per-thread thread count, or None. Its worker threads spin;
     on fronts of a few hundred rows with the other cores busy they made the
-    solve ten times slower, so the solve runs single-threaded."""
+    solve many times slower, so the solve runs single-threaded."""
     libs = os.path.join(os.path.dirname(scipy.__file__), os.pardir, "scipy.libs", "libscipy_openblas*")
     try:
         return ctypes.CDLL(sorted(glob.glob(libs))[0]).openblas_set_num_threads_local
@@ -58,10 +58,10 @@ def solve(indptr, indices, data, b, starts, ends, kid_ptr, kids, threads=None, b
     tree from nested_dissection) with a multifrontal Cholesky. Independent
     subtrees are factorised on `threads` threads (default: CPU count, at most
     4), then their ancestors. The factor is kept in float32 rows (half the
-    memory; measured 1e-7 off float64). If it would still take more than
+    memory, at no visible cost in accuracy). If it would still take more than
     `budget` bytes (wide unknown regions fill in as n log n), only the
     ancestors' rows are kept and each subtree is factorised again just before
-    its back substitution: ~1.7x the time, a fraction of the memory.
+    its back substitution: more time, a fraction of the memory.
     Returns None if A is not positive definite."""
     nodes = len(starts)
     border_ptr, border_idx = _symbolic(indptr, indices, starts, ends, kid_ptr, kids)

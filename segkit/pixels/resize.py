@@ -2,58 +2,39 @@
 and the cutout.
 
 rembg resizes with Pillow's Lanczos and cuts out with ``Image.composite``; parity
-means the same integers. Pillow computes them in scalar loops, which at 4.6 MP
-cost more than a fifth of the network's time. The kernels in ``_pixel_kernels``
+means the same integers. Pillow computes them in scalar loops, a large share
+of the network's own time on big photos (bench/RESULTS.md). The kernels in ``_pixel_kernels``
 do the same arithmetic vectorised, in row bands on every core, reading a Pillow
 image in row strips: ``np.asarray(image)`` would copy the whole image through
-one fresh image-sized buffer whose page faults alone cost 4x the copy (17 ms vs
-4 ms for a 4.6 MP photo here). Outputs and intermediates come from
-:mod:`segkit.buffers`, which reuses the memory of results nobody holds any more.
+one fresh image-sized buffer whose page faults cost more than the copy.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Union
 
 import numpy as np
 from PIL import Image
 
-from . import _pixel_kernels as kernels
-from .buffers import take
+from . import _resize_kernels as kernels
 
 Source = Union[Image.Image, np.ndarray]
 RowReader = Callable[[int, int], np.ndarray]
 
 _CORES = os.cpu_count() or 1
 _BANDS = ThreadPoolExecutor(max_workers=_CORES, thread_name_prefix="segkit-band")
-_local = threading.local()
 _MIN_BAND_PIXELS = 400_000  # below this, splitting costs more than it saves
 _STRIP_ROWS = 4 * kernels.ROWS  # rows read from Pillow at a time: a few hundred KB, cache-sized
 _FILTERS = {Image.Resampling.LANCZOS: kernels.LANCZOS, Image.Resampling.BILINEAR: kernels.BILINEAR,
             Image.Resampling.BOX: kernels.BOX}
 
 
-@contextlib.contextmanager
-def one_band():
-    """Within this block, this thread's pixel work stays on its own core: for
-    callers that already keep the other cores busy (two images side by side)."""
-    _local.one_band = True
-    try:
-        yield
-    finally:
-        _local.one_band = False
-
-
 def in_bands(rows: int, work_pixels: int, fill: Callable[[int, int], None], align: int = 1) -> None:
     """Run ``fill(y0, y1)`` over ``rows`` split into one band per core when the work
     is large; bands start on multiples of ``align``. The kernels free the GIL."""
-    if getattr(_local, "one_band", False):
-        return fill(0, rows)
     count = max(1, min(_CORES, work_pixels // _MIN_BAND_PIXELS, -(-rows // align)))
     edges = [min(rows, round(rows * i / count / align) * align) for i in range(count)] + [rows]
     bands = [(y0, y1) for y0, y1 in zip(edges[:-1], edges[1:]) if y1 > y0]
@@ -85,7 +66,7 @@ def row_reader(source: Source, rgb: bool = False) -> tuple[int, int, int, RowRea
 
 @functools.lru_cache(maxsize=64)
 def _coefficients(in_size: int, out_size: int, kind: int) -> tuple[np.ndarray, np.ndarray]:
-    """Filter taps per size pair, cached: photos of one size recur, and computing them costs ~0.3 ms."""
+    """Filter taps per size pair, cached: photos of one size recur, and recomputing them per image is wasted work."""
     bounds, taps = kernels.coefficients(in_size, out_size, kind)
     bounds.flags.writeable = taps.flags.writeable = False
     return bounds, taps
@@ -114,7 +95,7 @@ def resize_exact(source: Source, size: tuple[int, int], method=Image.Resampling.
     first, last = (row_bounds[0, 0], row_bounds[-1, 0] + row_bounds[-1, 1]) if out_w != width else (0, height)
     if out_w != width:  # horizontal pass over only the source rows the vertical pass reads
         col_bounds, col_taps = _coefficients(width, out_w, kind)
-        rows = take((last - first, out_w, channels))
+        rows = np.empty((last - first, out_w, channels), np.uint8)
 
         def horizontal(y0, y1):
             for s0, s1 in _strips(y0, y1):
@@ -125,7 +106,7 @@ def resize_exact(source: Source, size: tuple[int, int], method=Image.Resampling.
         rows = read(0, height)
     if out_h == height:
         return rows.reshape(shape)
-    out = take((out_h, out_w * channels))
+    out = np.empty((out_h, out_w * channels), np.uint8)
     flat, row_bounds = rows.reshape(rows.shape[0], -1), row_bounds - (first, 0)  # ``rows`` starts at ``first``
     in_bands(out_h, out_h * out_w, lambda y0, y1: kernels.vertical(flat, out, y0, y1, row_bounds, row_taps))
     return out.reshape(shape)
@@ -142,7 +123,7 @@ def cutout(source: Source, mask: np.ndarray) -> Image.Image:
         return cutout(np.repeat(read(0, height), 3, axis=2), mask)
     if mask.shape != (height, width):
         raise ValueError(f"mask is {mask.shape[1]}x{mask.shape[0]}, the image {width}x{height}")
-    out = take((height, width, 4))
+    out = np.empty((height, width, 4), np.uint8)
     matte = np.ascontiguousarray(mask, dtype=np.uint8)
 
     def paste(y0, y1):
@@ -156,7 +137,7 @@ def cutout(source: Source, mask: np.ndarray) -> Image.Image:
 def read_all(source: Source, rgb: bool = False) -> np.ndarray:
     """All of an image's pixels as one (H, W, C) array, read in strips."""
     height, width, channels, read = row_reader(source, rgb)
-    out = take((height, width, channels))
+    out = np.empty((height, width, channels), np.uint8)
     for s0, s1 in _strips(0, height):
         out[s0:s1] = read(s0, s1)
     return out

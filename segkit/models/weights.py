@@ -22,7 +22,7 @@ from typing import Callable, Optional
 
 from filelock import FileLock
 
-from .errors import ModelNotAvailableError
+from ..errors import ModelNotAvailableError
 from .registry import ModelSpec, Source, WeightFile
 
 log = logging.getLogger("segkit")
@@ -105,7 +105,8 @@ class _ProgressAdapter:
     def update(self, n: int) -> None:
         self.done += n
         if self.total:
-            self.callback(min(self.done / self.total, 1.0), self.label)
+            self.callback(min(self.done / self.total, 1.0),
+                          f"{self.label}: {self.done / 1e6:.0f} of {self.total / 1e6:.0f} MB")
 
     def reset(self) -> None:
         self.done = 0
@@ -193,20 +194,17 @@ def fetch_weights(spec: ModelSpec, progress: Progress = None) -> Path:
                 _fetch_one(source, spec.weights, final, progress)
                 return final
             except Exception as exc:  # noqa: BLE001 - every failure is reported below
-                failures.append(f"{source.describe()}: {type(exc).__name__}: {exc}"[:300])
+                failures.append((source.describe(), f"{type(exc).__name__}: {exc}"[:300]))
                 log.warning("model %s: %s failed, trying the next source", spec.name, source.describe())
     if final.exists() and not verify(final, spec.weights):
         reason = "the cached file is corrupt and could not be replaced"
     else:
         reason = "no source could be reached"
-    tried = "\n  - ".join(failures)
-    raise ModelNotAvailableError(
-        f"model {spec.name!r}: {reason}. Tried:\n  - {tried}\nTo fix: {manual_install_hint(spec)}."
-    )
+    raise ModelNotAvailableError(spec.name, reason, failures, manual_install_hint(spec))
 
 
 def _modnet_to_onnx(checkpoint: Path, target: Path) -> None:
-    from .modnet_convert import checkpoint_to_onnx  # torch is only needed for this step
+    from .modnet.convert import checkpoint_to_onnx  # torch is only needed for this step
 
     checkpoint_to_onnx(checkpoint, target)
 
@@ -230,3 +228,11 @@ def converted_onnx(spec: ModelSpec, checkpoint: Path, progress: Progress = None)
                 progress(0.0, f"converting {spec.name} to ONNX (once)")
             _CONVERTERS[spec.converter](checkpoint, target)
     return target
+
+
+def model_path(spec: ModelSpec, progress: Progress = None) -> Path:
+    """The ONNX file for a model, fetched (and converted, for checkpoints) if needed."""
+    path = fetch_weights(spec, progress)
+    if spec.converter:
+        path = converted_onnx(spec, path, progress)
+    return path

@@ -35,9 +35,10 @@ implements it from registry data, this module takes a prepared tensor):
   (``side - side % 32``); the network needs them, since the encoder halves
   the resolution five times. (A kept side under 32 would become 0; callers
   must guard against that.)
-* Resizing uses area interpolation (``F.interpolate(mode="area")`` /
-  ``cv2.INTER_AREA``), and the matte is resized back to the original
-  ``(h, w)`` with area interpolation as well.
+* The reference resizes with area interpolation (``F.interpolate(mode="area")``).
+  segkit shrinks the photo with Pillow's box filter (the same average for
+  whole-number ratios) and resizes the matte back bilinearly; see the
+  registry's ``short_side_32`` rule and ``output="matte"``.
 """
 
 from __future__ import annotations

@@ -17,11 +17,13 @@ import os
 import threading
 from collections import Counter, OrderedDict
 from pathlib import Path
+from typing import Callable
 
 import onnxruntime as ort
 
-from .errors import ModelLoadError
+from ..errors import ModelLoadError
 from .registry import ModelSpec
+from .weights import Progress, model_path
 
 log = logging.getLogger("segkit")
 CPU = ["CPUExecutionProvider"]
@@ -78,23 +80,30 @@ def device() -> str:
     return "CUDA" if providers()[0] == "CUDAExecutionProvider" else "CPU"
 
 
-def _session_options(threads: int | None = None) -> ort.SessionOptions:
+def _session_options() -> ort.SessionOptions:
     options = ort.SessionOptions()
     options.log_severity_level = 3
     # Idle intra-op threads otherwise spin after each run and steal the cores the
-    # resize/compose stages need right then (measured: about 5% per 4.6 MP image).
+    # resize/compose stages need right then (bench/RESULTS.md).
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    threads = threads or os.getenv("SEGKIT_THREADS") or os.getenv("OMP_NUM_THREADS")
+    threads = os.getenv("SEGKIT_THREADS") or os.getenv("OMP_NUM_THREADS")
     if threads:
         options.intra_op_num_threads = int(threads)
     return options
 
 
-def build_session(path: Path, name: str, threads: int | None = None) -> ort.InferenceSession:
+def _with_options(provider: str):
+    """CUDA without TF32 unless ``SEGKIT_TF32=1``: TF32 moves masks visibly away from the CPU's."""
+    if provider == "CUDAExecutionProvider":
+        return provider, {"use_tf32": "1" if os.getenv("SEGKIT_TF32") == "1" else "0"}
+    return provider
+
+
+def build_session(path: Path, name: str) -> ort.InferenceSession:
     """Create one session, falling back to CPU when CUDA was chosen but does not start."""
     chosen = list(providers())
     try:
-        session = ort.InferenceSession(str(path), _session_options(threads), providers=chosen)
+        session = ort.InferenceSession(str(path), _session_options(), providers=[_with_options(p) for p in chosen])
         if chosen != CPU and "CUDAExecutionProvider" not in session.get_providers():
             log.warning("model %s: CUDA did not start, running on CPU", name)
         return session
@@ -103,77 +112,41 @@ def build_session(path: Path, name: str, threads: int | None = None) -> ort.Infe
         raise ModelLoadError(f"model {name!r}: onnxruntime could not load {path.name}: {reason}"[:500]) from exc
 
 
-def batch_threads() -> int | None:
-    """Threads per network run when a CPU batch runs two images at once, or None
-    where batches should run one image at a time (GPU, or threads set by the user).
-
-    On 2 cores, two single-threaded runs side by side get through u2netp images
-    12% faster than one two-threaded run after another (measured here, outputs
-    bit for bit equal): a network this size does not keep two threads busy.
-    """
-    cores = os.cpu_count() or 1
-    if cores < 2 or device() != "CPU" or os.getenv("SEGKIT_THREADS") or os.getenv("OMP_NUM_THREADS"):
-        return None
-    return cores // 2
-
-
 class SessionPool:
-    """Thread-safe LRU of live sessions, each built exactly once. A model may have
-    two: the default one and a thread-limited one for batches; they live and are
-    evicted together, and ``created`` counts them under ``name`` and
-    ``name:N threads``."""
+    """Thread-safe LRU of live sessions, one per model, each built exactly once even
+    when threads race for the first one; ``created`` counts the builds per model."""
 
     def __init__(self, max_live: int | None = None):
-        self.max_live = max(1, int(max_live or os.getenv("SEGKIT_MAX_SESSIONS", 3)))  # models, not sessions
-        self._live: OrderedDict[tuple[str, int | None], ort.InferenceSession] = OrderedDict()  # (model, threads)
+        self.max_live = max(1, int(max_live or os.getenv("SEGKIT_MAX_SESSIONS", 3)))
+        self._live: OrderedDict[str, ort.InferenceSession] = OrderedDict()
         self._lock = threading.Lock()
-        self._building: dict[tuple[str, int | None], threading.Lock] = {}
+        self._building: dict[str, threading.Lock] = {}
         self.created: Counter[str] = Counter()
 
-    def _keys_of(self, model: str) -> list[tuple[str, int | None]]:
-        return [key for key in self._live if key[0] == model]  # lock held
-
-    def _take_live(self, key: tuple[str, int | None]) -> ort.InferenceSession | None:
-        """The live session under ``key``, marking its model recently used (lock held)."""
-        if key not in self._live:
-            return None
-        for other in self._keys_of(key[0]):
-            self._live.move_to_end(other)
-        return self._live[key]
-
-    def get(self, spec: ModelSpec, locate, threads: int | None = None) -> ort.InferenceSession:
-        """The live session for ``spec`` (with ``threads`` intra-op threads, if given);
-        ``locate(spec)`` gives its ONNX path on first use."""
-        key = (spec.name, threads)
+    def get(self, spec: ModelSpec, locate: Callable[[ModelSpec], Path]) -> ort.InferenceSession:
+        """The live session for ``spec``; ``locate(spec)`` gives its ONNX path on first use."""
         with self._lock:
-            session = self._take_live(key)
-            if session is not None:
-                return session
-            gate = self._building.setdefault(key, threading.Lock())
-        with gate:  # one builder per session; the others wait here and then reuse it
+            if spec.name in self._live:
+                self._live.move_to_end(spec.name)
+                return self._live[spec.name]
+            gate = self._building.setdefault(spec.name, threading.Lock())
+        with gate:  # one builder per model; the others wait here and then reuse its session
             with self._lock:
-                session = self._take_live(key)
-                if session is not None:
-                    return session
-            session = build_session(locate(spec), spec.name, threads)
+                if spec.name in self._live:
+                    return self._live[spec.name]
+            session = build_session(locate(spec), spec.name)
             with self._lock:
-                self.created[spec.name if threads is None else f"{spec.name}:{threads} threads"] += 1
-                self._live[key] = session
-                self._take_live(key)
-                while len(self._models()) > self.max_live:
-                    evicted = next(iter(self._live))[0]
-                    for other in self._keys_of(evicted):
-                        del self._live[other]
+                self.created[spec.name] += 1
+                self._live[spec.name] = session
+                while len(self._live) > self.max_live:
+                    evicted, _ = self._live.popitem(last=False)
                     log.info("unloaded model %s (keeping %d live)", evicted, self.max_live)
             return session
-
-    def _models(self) -> list[str]:
-        return list(dict.fromkeys(model for model, _ in self._live))  # lock held
 
     def loaded(self) -> list[str]:
         """Names of the models with a live session, least recently used first."""
         with self._lock:
-            return self._models()
+            return list(self._live)
 
     def clear(self) -> None:
         with self._lock:
@@ -182,3 +155,8 @@ class SessionPool:
 
 
 POOL = SessionPool()
+
+
+def session_for(spec: ModelSpec, progress: Progress = None) -> ort.InferenceSession:
+    """The model's live session, fetching (and converting) its weights on first use."""
+    return POOL.get(spec, lambda s: model_path(s, progress))

@@ -1,9 +1,9 @@
-"""Numba kernels behind ``pipeline.resize_exact`` and ``pipeline.cutout``: Pillow's
+"""Numba kernels behind ``pixels.resize.resize_exact`` and ``pixels.resize.cutout``: Pillow's
 8-bit resampling and paste-through-mask, bit for bit, but vectorised.
 
 Pillow computes each output pixel of a resize as a scalar loop over the filter
-taps; with a 4.6 MP photo going to 320x320 that is most of segkit's time outside
-the network. These kernels do the same integer arithmetic (22-bit fixed-point
+taps; for a large photo going to the network's size that is most of segkit's
+time outside the network. These kernels do the same integer arithmetic (22-bit fixed-point
 coefficients from the same double-precision filter, the same rounding and
 clipping, horizontal pass before vertical) in an order the CPU can vectorise:
 the horizontal pass works on blocks of ``ROWS`` source rows at once, so every

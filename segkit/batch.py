@@ -1,0 +1,135 @@
+"""Batches: ``process()`` runs ``pipeline.segment_one`` over any iterable of inputs,
+one after another, keeping each image's error on that image; ``segment()`` is the
+same for callers who want the cutouts themselves."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Any, Callable, Iterable, Optional, Unpack
+
+import numpy as np
+from PIL import Image
+
+from .errors import InvalidInputError, SegkitError
+from .io.decode import describe, is_tensor, split_tensor_batch
+from .models.sessions import session_for
+from .models.registry import get_model
+from .options import Options, OptionValues
+from .pipeline import Result, segment_one
+
+log = logging.getLogger("segkit")
+ProgressFn = Optional[Callable[[float, str], None]]
+_SINGLE = (Image.Image, np.ndarray, bytes, bytearray, memoryview, str, os.PathLike)
+
+
+def as_batch(images: Any) -> tuple[list, bool]:
+    """(the inputs as a list, whether the caller passed a batch). Any iterable that is
+    not itself one image is a batch; a ComfyUI tensor [B,H,W,C] is one per row."""
+    if is_tensor(images):
+        return split_tensor_batch(images), True
+    if isinstance(images, _SINGLE) or not isinstance(images, Iterable):
+        return [images], False
+    return list(images), True
+
+
+def process(images: Any, *, progress: ProgressFn = None, **options: Unpack[OptionValues]) -> list[Result]:
+    """Segment a batch and return one ``Result`` per input, in order.
+
+    A bad image yields a ``Result`` with ``error`` set; the others still finish.
+    Bad options and unavailable models raise at once (they affect every image),
+    before any image is decoded. ``progress(fraction, text)`` hears each image's
+    stages, with the time left once an image is done.
+    """
+    settings = Options.of(**options)
+    items, _ = as_batch(images)
+    if not items:
+        return []
+    session = session_for(settings.spec, progress)
+    clock = _Clock(len(items), progress)
+    results = [_run_one(item, index, settings, session, clock) for index, item in enumerate(items)]
+    clock.report(len(items), "done")
+    return results
+
+
+def _run_one(item: Any, index: int, settings: Options, session, clock: "_Clock") -> Result:
+    start = time.perf_counter()
+    try:
+        result = segment_one(item, settings, session, index, lambda stage: clock.report(index, stage))
+    except SegkitError as exc:
+        result = Result(describe(item, index), error=exc)
+    except Exception as exc:  # noqa: BLE001 - one image's failure must not lose the batch
+        log.error("image %d failed unexpectedly", index + 1, exc_info=exc)
+        label = describe(item, index)
+        result = Result(label, error=SegkitError(f"{label}: processing failed ({type(exc).__name__})", subject=label))
+    result.seconds = time.perf_counter() - start
+    clock.finished(index)
+    return result
+
+
+class _Clock:
+    """Progress for people: which image, which stage, and the time left."""
+
+    STAGES = ("decoding", "network", "matting", "cutout")
+
+    def __init__(self, total: int, progress: ProgressFn):
+        self.total, self.progress, self.start, self.done = total, progress, time.perf_counter(), 0
+
+    def report(self, index: int, stage: str) -> None:
+        if not self.progress:
+            return
+        if stage == "done":
+            self.progress(1.0, "done")
+            return
+        step = self.STAGES.index(stage) / len(self.STAGES) if stage in self.STAGES else 0.0
+        text = f"image {index + 1} of {self.total}: {stage}"
+        if self.done and self.total > 1:
+            left = (time.perf_counter() - self.start) / self.done * (self.total - self.done)
+            text += f" · about {left:.0f} s left"
+        self.progress((index + step) / self.total, text)
+
+    def finished(self, index: int) -> None:
+        self.done = index + 1
+
+
+def preload(model: str = "u2netp", progress: ProgressFn = None) -> None:
+    """Fetch the model and build its session now, and compile the pixel kernels, so the first request is fast."""
+    from .pixels.resize import warm_up
+
+    session_for(get_model(model), progress)
+    warm_up()
+
+
+def segment(images: Any, *, only_mask: bool = False, separate_masks: bool = False, progress: ProgressFn = None,
+            **options: Unpack[OptionValues]):
+    """Cut the subject out of each image; returns RGBA cutouts at each input's size.
+
+    ``images``: one image (PIL, numpy, bytes, path) or any iterable of them (a list
+    comes back), or a ComfyUI IMAGE tensor [B,H,W,C] in 0..1, which gives back a
+    [B,H,W,4] tensor ([B,H,W] masks with ``only_mask``). ``separate_masks`` returns,
+    per image, a dict of label -> cutout (three garments for u2net_cloth_seg). The
+    first bad input raises its ``InvalidInputError``; ``process()`` keeps the rest.
+    """
+    items, is_batch = as_batch(images)
+    results = process(items, progress=progress, **options)
+    for result in results:
+        if result.error:
+            raise result.error
+    if separate_masks:
+        outputs = [r.masks if only_mask else r.cutouts for r in results]
+    else:
+        outputs = [r.mask if only_mask else r.cutout for r in results]
+    if is_tensor(images):
+        return _to_tensor(outputs, like=images)
+    return outputs if is_batch else outputs[0]
+
+
+def _to_tensor(outputs: list, like) -> Any:
+    import torch
+
+    if any(isinstance(o, dict) for o in outputs):
+        raise InvalidInputError("separate_masks is not supported with tensor input; use a list of images",
+                                subject="separate_masks")
+    arrays = [np.asarray(o, dtype=np.float32) / 255.0 for o in outputs]
+    return torch.from_numpy(np.stack(arrays)).to(like.device)

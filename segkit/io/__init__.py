@@ -1,0 +1,1 @@
+"""Reading inputs (images, URLs) and writing outputs (PNG, zip, backgrounds)."""

@@ -1,0 +1,52 @@
+"""PNG and zip output.
+
+compress_level 1, chosen with ``bench/png_levels.py`` (figures in
+bench/RESULTS.md): it encodes several times faster than Pillow's default for
+somewhat larger files. Encoding must not dominate a request; a few hundred KB
+more per image is the cheaper side.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import zipfile
+from pathlib import Path
+
+from PIL import Image
+
+PNG_COMPRESS_LEVEL = 1
+
+
+def png_bytes(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+    return buffer.getvalue()
+
+
+def save_png(image: Image.Image, path: str | os.PathLike) -> None:
+    image.save(path, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+
+
+def unique_names(labels: list[str]) -> list[str]:
+    """File stems for a batch's results: each input's own stem (safe characters only),
+    numbered where two share one."""
+    used: set[str] = set()
+    stems = []
+    for label in labels:
+        stem, n = re.sub(r"[^\w.-]+", "-", Path(label).stem).strip("-.") or "image", 1
+        candidate = stem
+        while candidate in used:
+            n += 1
+            candidate = f"{stem}-{n}"
+        used.add(candidate)
+        stems.append(candidate)
+    return stems
+
+
+def write_zip(files: list[Path], path: str | os.PathLike) -> None:
+    """A zip of PNG files under their own names (stored, not deflated: PNG is compressed already)."""
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as archive:
+        for file in files:
+            archive.write(file, Path(file).name)

@@ -1,0 +1,1 @@
+"""Models as data: the registry, the weight store, onnxruntime sessions, and tensors in and out."""

@@ -1,0 +1,65 @@
+"""The model's side of one image: image -> input tensor -> network -> masks at the image's size.
+
+The steps follow rembg's arithmetic step for step (Lanczos resizes, division by
+the image maximum, min-max rescaling, truncation to uint8) because matching
+``rembg.remove()`` is the spec; the registry entry says which rule each model uses.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnxruntime as ort
+from PIL import Image
+
+from ..pixels.resize import resize_exact
+from .registry import ModelSpec, Preprocess
+
+
+def input_size(pre: Preprocess, width: int, height: int) -> tuple[int, int]:
+    """The (width, height) the network sees for an image of this size."""
+    if pre.resize == "square":
+        return pre.size, pre.size
+    if pre.resize == "short_side_32":
+        ref = pre.size
+        if max(width, height) < ref or min(width, height) > ref:
+            if width >= height:
+                width, height = int(width / height * ref), ref
+            else:
+                width, height = ref, int(height / width * ref)
+        return max(32, width - width % 32), max(32, height - height % 32)
+    raise ValueError(f"unknown resize rule {pre.resize!r}")
+
+
+def model_input(image: Image.Image | np.ndarray, pre: Preprocess) -> np.ndarray:
+    """The normalised NCHW float32 tensor for one RGB(A) image (its alpha is ignored)."""
+    height, width = (image.height, image.width) if isinstance(image, Image.Image) else image.shape[:2]
+    method = Image.Resampling.LANCZOS if pre.resize == "square" else Image.Resampling.BOX
+    pixels = resize_exact(image, input_size(pre, width, height), method, rgb=True)
+    divisor = max(float(pixels.max()), 1e-6) if pre.scale == "max" else 255.0
+    tensor = np.empty((1, 3) + pixels.shape[:2], np.float32)
+    for c in range(3):  # rembg's float64 steps, one channel at a time (no image-sized temporaries)
+        tensor[0, c] = (pixels[:, :, c] / divisor - pre.mean[c]) / pre.std[c]
+    return tensor
+
+
+def masks_from_output(output: np.ndarray, spec: ModelSpec, size: tuple[int, int]) -> list[np.ndarray]:
+    """Turn the network's first output into uint8 masks at the image's ``size`` (w, h)."""
+    if spec.output == "minmax":
+        pred = output[0, 0]
+        low, high = pred.min(), pred.max()
+        pred = (pred - low) / (high - low) if high > low else np.zeros_like(pred)
+        return [resize_exact((np.clip(pred, 0, 1) * 255).astype(np.uint8), size)]
+    if spec.output == "classes":
+        labels = resize_exact(np.argmax(output[0], axis=0).astype(np.uint8), size)
+        return [np.where(labels == i + 1, 255, 0).astype(np.uint8) for i in range(len(spec.mask_labels))]
+    if spec.output == "matte":
+        matte = (np.clip(output[0, 0], 0, 1) * 255 + 0.5).astype(np.uint8)
+        return [resize_exact(matte, size, Image.Resampling.BILINEAR)]
+    raise ValueError(f"model {spec.name!r}: unknown output rule {spec.output!r}")
+
+
+def predict(session: ort.InferenceSession, spec: ModelSpec, image: Image.Image) -> list[np.ndarray]:
+    """One mask per entry of ``spec.mask_labels``, each at the image's size."""
+    tensor = model_input(image, spec.preprocess)
+    output = session.run(None, {session.get_inputs()[0].name: tensor})[0]
+    return masks_from_output(output, spec, image.size)
