@@ -10,6 +10,7 @@ The public API::
 from .api import Result, Settings, preload, process, segment
 from .errors import (InvalidInputError, ModelLoadError, ModelNotAvailableError, SegkitError,
                      UnknownModelError, public_message)
+from .io.url import fetch_url
 from .registry import ModelSpec, get_model, list_models
 from .sessions import POOL, device
 from .weights import cache_dir
@@ -38,5 +39,6 @@ __all__ = [
     "segment", "process", "preload", "download", "is_cached", "list_models", "get_model", "device",
     "loaded_models", "cache_dir", "Result", "Settings", "ModelSpec", "SegkitError", "InvalidInputError",
     "UnknownModelError", "ModelNotAvailableError", "ModelLoadError", "public_message",
+    "fetch_url",
 ]
 __version__ = "0.1.0"
