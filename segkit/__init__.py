@@ -5,7 +5,7 @@ Where each stage lives::
     options.py         every option, declared once (validation, controls, flags and docs derive from it)
     pipeline.py        one image, top to bottom: decode -> model -> masks -> matting -> cutout -> background
     batch.py           process()/segment(): the pipeline over any iterable, errors kept per image
-    io/                decode inputs (files, bytes, arrays, tensors), backgrounds, PNG/zip output
+    io/                decode inputs (files, bytes, arrays, tensors, URLs), backgrounds, PNG/zip output
     models/            the registry (models as data), weights (fetch + verify), sessions, tensors in/out
     pixels/            full-resolution pixel work: exact resizes, cutout, mask clean-up, matting (numba)
     cli.py, comfy.py, service.py   the doors: command line, ComfyUI node, the web app's backend
@@ -14,6 +14,7 @@ Where each stage lives::
 from .batch import preload, process, segment
 from .errors import (InvalidInputError, ModelLoadError, ModelNotAvailableError, SegkitError,
                      UnknownModelError)
+from .io.url import fetch_url
 from .models.registry import ModelSpec, get_model, list_models
 from .models.sessions import POOL, device
 from .models.weights import cache_dir, model_path
@@ -41,6 +42,6 @@ def download(model: str, progress=None):
 __all__ = [
     "segment", "process", "preload", "download", "is_cached", "list_models", "get_model", "device",
     "loaded_models", "cache_dir", "Result", "Options", "ModelSpec", "SegkitError", "InvalidInputError",
-    "UnknownModelError", "ModelNotAvailableError", "ModelLoadError", "public_message",
+    "UnknownModelError", "ModelNotAvailableError", "ModelLoadError", "public_message", "fetch_url",
 ]
 __version__ = "0.2.0"
