@@ -42,7 +42,7 @@ def add_option_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per declared option: booleans switch on, numbers and choices take a value."""
     for f, control in declared_options.declared():
         flags = [control.flag or "--" + f.name.replace("_", "-")] + ([control.short] if control.short else [])
-        if str(f.type) == "bool":
+        if declared_options.kind(f) == "bool":
             parser.add_argument(*flags, dest=f.name, action="store_true", help=control.help)
         else:
             metavar = "MODEL" if control.choices else None

@@ -65,7 +65,7 @@ class Options:
 
     def __post_init__(self):
         for f in fields(self):
-            object.__setattr__(self, f.name, _VALIDATORS[_kind(f)](f, getattr(self, f.name)))
+            object.__setattr__(self, f.name, _VALIDATORS[kind(f)](f, getattr(self, f.name)))
         fg, bg = self.alpha_matting_foreground_threshold, self.alpha_matting_background_threshold
         if self.alpha_matting and bg > fg:
             raise InvalidInputError(
@@ -120,17 +120,18 @@ def accepted(name: str) -> str:
     """The accepted values of an option, in words (for messages and docs)."""
     f = {f.name: f for f in fields(Options)}[name]
     c = control(name)
-    kind = _kind(f)
-    if kind == "bool":
+    what = kind(f)
+    if what == "bool":
         return 'true or false (the strings "true"/"false" too)'
-    if kind == "int":
+    if what == "int":
         return f"a whole number from {c.low} to {c.high}"
-    if kind == "choice":
+    if what == "choice":
         return "one of " + ", ".join(c.choices())
     return "transparent, blur, a colour (#rrggbb, a name, rgb(r,g,b)) or an image"
 
 
-def _kind(f: Field) -> str:
+def kind(f: Field) -> str:
+    """"bool", "int", "choice" (the model) or "background": what control and check an option gets."""
     control_ = f.metadata["control"]
     if control_.choices:
         return "choice"

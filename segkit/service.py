@@ -13,14 +13,18 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Unpack
+from urllib.parse import urlsplit
 
 from .batch import ProgressFn, process
 from .errors import InvalidInputError, ModelNotAvailableError
 from .io.encode import save_png, unique_names, write_zip
+from .io.url import fetch_url
+from .models import catalog
 from .options import OptionValues
 
 log = logging.getLogger("segkit")
 MAX_BATCH = int(os.getenv("SEGKIT_MAX_BATCH", 16))
+MAX_FILE_MB = float(os.getenv("SEGKIT_MAX_FILE_MB", 25))  # per photo; a bigger one is a warning, not a lost batch
 OUTPUT_TTL = int(os.getenv("SEGKIT_OUTPUT_TTL", 3600))  # seconds a request's files are kept at most
 OUTPUT_MAX_MB = int(os.getenv("SEGKIT_OUTPUT_MAX_MB", 2048))  # all requests' files together, oldest go first
 
@@ -90,8 +94,10 @@ def output_dir(root: str | os.PathLike | None = None) -> Path:
 
 def for_visitor(exc: ModelNotAvailableError) -> ModelNotAvailableError:
     """A web visitor cannot fetch files onto the server: a short message for them;
-    the sources tried and the by-hand fix go to the server's log for its operator."""
+    the sources tried and the by-hand fix go to the server's log for its operator.
+    The model is marked unavailable in the model list from then on."""
     log.warning("%s", public_message(exc))
+    catalog.mark_unavailable(exc.model, exc.reason)
     return ModelNotAvailableError(
         exc.model, f"its weights can't be downloaded on this server ({exc.reason}). Choose a model marked "
         "cached (u2netp works offline), or ask whoever runs this server to install it")
@@ -102,6 +108,34 @@ def _process(inputs: Any, progress: ProgressFn, options: OptionValues):
         return process(inputs, progress=progress, **options)
     except ModelNotAvailableError as exc:
         raise for_visitor(exc) from exc
+
+
+class NamedBytes(bytes):
+    """Fetched bytes with the name of where they came from (for captions and messages)."""
+
+    name: str = ""
+
+
+def gather_inputs(files: list[str], urls: list[str]) -> tuple[list[Any], list[str]]:
+    """Uploaded files and URLs -> (inputs, warnings): a file over ``MAX_FILE_MB`` or a URL
+    that can't be fetched is a warning, and the rest of the batch still runs."""
+    inputs: list[Any] = []
+    warnings: list[str] = []
+    for path in files:
+        size_mb = os.path.getsize(path) / 1e6
+        if size_mb > MAX_FILE_MB:
+            warnings.append(f"{Path(path).name}: {size_mb:.0f} MB is over the {MAX_FILE_MB:.0f} MB limit per photo")
+        else:
+            inputs.append(path)
+    for url in urls:
+        try:
+            data = NamedBytes(fetch_url(url))
+        except InvalidInputError as exc:
+            warnings.append(str(exc))
+            continue
+        data.name = Path(urlsplit(url).path).name or urlsplit(url).hostname or "url"
+        inputs.append(data)
+    return inputs, warnings
 
 
 def serve_batch(inputs: list[Any], *, progress: ProgressFn = None, root: str | os.PathLike | None = None,

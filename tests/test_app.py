@@ -43,6 +43,7 @@ def files(tmp_path, photos):
 
 
 def batch(client, paths, background="transparent", colour="#ffffff", post_process_mask=False):
+    # the README's positional order: files, the seed's parameters, then the background controls
     return client.predict([handle_file(str(p)) for p in paths], "u2netp", False, 240, 20, 10, post_process_mask,
                           background, colour, None, api_name="/remove_background_batch")
 
@@ -63,7 +64,8 @@ def test_batch_with_a_bad_file_returns_the_rest_and_names_it(client, files):
     assert [Image.open(item["image"]).size for item in gallery] == [(451, 300), (600, 400)]
     assert all(Image.open(item["image"]).format == "PNG" and Image.open(item["image"]).mode == "RGBA"
                for item in gallery)
-    assert gallery[0]["caption"].startswith("chelsea.png · 451×300 · ") and gallery[0]["caption"].endswith(" s")
+    assert [item["caption"] for item in gallery] == ["chelsea.png · 451×300", "coffee.png · 600×400"]
+    assert notes.startswith("**2 cutouts in ") and " s**" in notes
     assert "broken.png" in notes and "truncated or corrupt" in notes
     with zipfile.ZipFile(zip_path) as archive:
         assert sorted(archive.namelist()) == ["chelsea.png", "coffee.png"]
@@ -83,6 +85,9 @@ def test_endpoints_take_the_seed_parameters_by_name(client, files):
     for name, first in (("/remove_background", "image"), ("/remove_background_batch", "files")):
         names = [p["parameter_name"] for p in api["named_endpoints"][name]["parameters"]]
         assert names[:7] == [first, "model", *SEED_PARAMETERS]
+    batch_parameters = api["named_endpoints"]["/remove_background_batch"]["parameters"]
+    assert [p["parameter_name"] for p in batch_parameters][7:] == ["background", "colour", "background_image", "url"]
+    assert all(p["parameter_has_default"] for p in batch_parameters[1:])  # only the files are required
     out = client.predict(image=handle_file(str(files["coffee"])), post_process_mask=True, api_name="/remove_background")
     assert Image.open(out).size == (600, 400)
 
@@ -92,12 +97,17 @@ def test_errors_are_clear_text_without_paths(client, files, tmp_path):
         client.predict(handle_file(str(files["broken"])), api_name="/remove_background")
     assert "broken.png: image data is truncated or corrupt" in str(info.value)
     assert "Traceback" not in str(info.value) and str(tmp_path) not in str(info.value)
-    with pytest.raises(Exception, match="u3net is not in the list of choices"):
+    with pytest.raises(Exception, match="unknown model 'u3net'; choose one of: u2net, u2netp"):
         client.predict(handle_file(str(files["coffee"])), "u3net", api_name="/remove_background")
     with pytest.raises(Exception, match="background threshold must be the lower one"):
         client.predict(handle_file(str(files["coffee"])), "u2netp", True, 20, 240, api_name="/remove_background")
-    with pytest.raises(Exception, match="no image given"):
+    with pytest.raises(Exception, match="no photo given: add one or more photos, or a URL, first"):
         client.predict([], background_image=None, api_name="/remove_background_batch")
+    with pytest.raises(Exception, match="background is image, but no background picture is uploaded"):
+        client.predict([handle_file(str(files["coffee"]))], background="image", api_name="/remove_background_batch")
+    with pytest.raises(Exception, match="background is colour, but no colour is chosen"):
+        client.predict([handle_file(str(files["coffee"]))], background="colour", colour="",
+                       api_name="/remove_background_batch")
 
 
 def test_no_file_outside_gradios_temp_files_is_served(server):

@@ -10,6 +10,8 @@ import pytest
 import requests
 from PIL import Image
 
+import segkit
+
 from appserver import REPO, AppServer
 from helpers import png_bytes
 
@@ -41,11 +43,11 @@ def test_upload_photo_and_see_cutout(server, photos, tmp_path):
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(server.url, wait_until="domcontentloaded")
-        expect(page.get_by_text("Device: CPU")).to_be_visible(timeout=30_000)
+        expect(page.get_by_text(f"Device: {segkit.device()}")).to_be_visible(timeout=30_000)
         page.locator("input[type=file]").first.set_input_files(str(photo))
         expect(page.get_by_text("cat.png").first).to_be_visible(timeout=30_000)
         page.get_by_role("button", name="Remove background").click()
-        cutout = page.locator("img[src*='-cutout.png']").first
+        cutout = page.locator("img[src$='/cat.png']").first
         expect(cutout).to_be_visible(timeout=120_000)
         expect(page.get_by_text("cat.png · 451×300").first).to_be_visible(timeout=10_000)
         expect(page.get_by_role("button", name="Download all (zip)")).to_be_visible(timeout=10_000)

@@ -8,12 +8,22 @@ from .sessions import POOL, device
 from .weights import is_cached
 
 
+_UNAVAILABLE: dict[str, str] = {}  # model -> why its weights could not be fetched here
+
+
+def mark_unavailable(name: str, reason: str) -> None:
+    """Remember that a model's weights could not be fetched from where this server stands."""
+    _UNAVAILABLE[get_model(name).name] = reason
+
+
 def model_state(name: str) -> str:
     spec = get_model(name)
     if spec.name in POOL.loaded():
         return "loaded"
     if is_cached(spec):
         return "cached"
+    if spec.name in _UNAVAILABLE:
+        return "unavailable offline"
     return f"download {spec.weights.size_mb:.0f} MB"
 
 
@@ -28,4 +38,7 @@ def model_choices() -> list[tuple[str, str]]:
 
 
 def status_line(model: str) -> str:
-    return f"Device: **{device()}** · model **{model}**: {model_state(model)} · {get_model(model).description}"
+    state = model_state(model)
+    if state == "unavailable offline":
+        state += f" ({_UNAVAILABLE[get_model(model).name]})"
+    return f"Device: **{device()}** · model **{model}**: {state} · {get_model(model).description}"
