@@ -39,6 +39,9 @@ def _remove(args: argparse.Namespace) -> int:
                     alpha_matting_background_threshold=args.background_threshold,
                     alpha_matting_erode_size=args.erode_size, post_process_mask=args.post_process)
     api.Settings(**settings)  # bad parameters stop here, before any work
+    if args.ray:  # issue 17: bulk jobs on Ray
+        from .scale.ray_job import main_from_args
+        return main_from_args(args, settings)
     pairs = collect_inputs(args.inputs)
     if not pairs:
         print("error: no image files found in the given inputs", file=sys.stderr)
@@ -100,6 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     remove.add_argument("-p", "--post-process", action="store_true", help="smooth the mask's boundary")
     remove.add_argument("--only-mask", action="store_true", help="write the mask instead of the cutout")
     remove.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    from .scale.ray_job import add_flags  # issue 17: --ray and its flags (Ray itself loads only with --ray)
+    add_flags(remove)
     remove.set_defaults(run=_remove)
     download = commands.add_parser("download", help="fetch model weights into the cache")
     download.add_argument("models", nargs="*", help="model names (default: u2netp)")
