@@ -218,7 +218,8 @@ def run(inputs: list[str], output: str, *, address: str | None = None, workers: 
         ray_failed = cut_out_on_ray(ray, source_fs, todo, output, address=address, workers=workers,
                                     gpus_per_worker=gpus_per_worker, progress=progress, only_mask=only_mask,
                                     write_masks=write_masks, model=model, options=options)
-    failed += ray_failed
+    scheme = inputs[0].split("://")[0] + "://" if "://" in inputs[0] else ""  # s3://bucket/key, not bucket/key
+    failed += [(scheme + path, reason) for path, reason in ray_failed]
     return Summary(written=len(todo) - len(ray_failed), skipped=len(pairs) - len(todo), failed=failed,
                    seconds=time.perf_counter() - started, errors_file=write_errors(output, failed))
 
