@@ -4,9 +4,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 
 .PHONY: setup app test bench
-$(VENV)/.installed: requirements.txt requirements-test.txt
+$(VENV)/.installed: requirements.txt requirements-test.txt requirements-ray.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-test.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-test.txt -r requirements-ray.txt
 	touch $@
 
 setup: $(VENV)/.installed

@@ -16,14 +16,13 @@ from tqdm import tqdm
 from . import options as declared_options
 from .batch import preload, process
 from .errors import SegkitError
-from .io.encode import save_png
+from .io.decode import IMAGE_SUFFIXES
+from .io.encode import output_name, save_png
 from .models import catalog
 from .models.registry import get_model
 from .models.weights import model_path
 from .options import Options
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".jfif"}
-
+from .scale import ray_job
 
 def collect_inputs(paths: list[str]) -> list[tuple[Path, Path]]:
     """(input file, output path relative to -o) pairs; folders keep their structure."""
@@ -32,9 +31,9 @@ def collect_inputs(paths: list[str]) -> list[tuple[Path, Path]]:
         path = Path(raw)
         if path.is_dir():
             for file in sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES):
-                pairs.append((file, file.relative_to(path).with_suffix(".png")))
+                pairs.append((file, Path(output_name(file.as_posix(), path.as_posix()))))
         else:
-            pairs.append((path, Path(path.name).with_suffix(".png")))
+            pairs.append((path, Path(output_name(path.as_posix(), None))))
     return pairs
 
 
@@ -73,6 +72,10 @@ def _remove(args: argparse.Namespace) -> int:
     values = {name: _number_or_text(value) if isinstance(value, str) and name != "model" and name != "background"
               else value for name, value in options_from(args).items()}
     Options.of(**values)  # bad options stop here, before any work
+    if args.ray:
+        from .scale.ray_job import main_from_args  # Ray loads only for --ray
+
+        return main_from_args(args, values)
     pairs = collect_inputs(args.inputs)
     if not pairs:
         print("error: no image files found in the given inputs", file=sys.stderr)
@@ -121,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_option_flags(remove)
     remove.add_argument("--only-mask", action="store_true", help="write the mask instead of the cutout")
     remove.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    ray_job.add_flags(remove)
     remove.set_defaults(run=_remove)
     download = commands.add_parser("download", help="fetch model weights into the cache")
     download.add_argument("models", nargs="*", help="model names (default: u2netp)")

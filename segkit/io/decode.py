@@ -21,6 +21,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from ..errors import InvalidInputError
 
 ORIENTATION = 0x0112
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".jfif"}  # what folders yield
 DEFAULT_MAX_PIXELS = 64_000_000  # a 64 MP photo is processed; a 60000x60000 "PNG" is not
 
 

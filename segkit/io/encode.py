@@ -12,7 +12,7 @@ import io
 import os
 import re
 import zipfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from PIL import Image
 
@@ -50,3 +50,11 @@ def write_zip(files: list[Path], path: str | os.PathLike) -> None:
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as archive:
         for file in files:
             archive.write(file, Path(file).name)
+
+
+def output_name(file: str, folder: str | None) -> str:
+    """Where a cutout goes, relative to the output folder: a file found under a folder keeps its
+    place in it, a file named alone keeps its name, the suffix becomes .png. On POSIX paths, so
+    that it holds for s3:// and gs:// keys too (the CLI and the Ray job share it)."""
+    relative = PurePosixPath(file).relative_to(folder) if folder else PurePosixPath(PurePosixPath(file).name)
+    return relative.with_suffix(".png").as_posix()

@@ -1,0 +1,1 @@
+"""Running segkit beyond one process: bulk jobs on a Ray cluster (``ray_job``)."""
