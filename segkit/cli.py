@@ -16,6 +16,7 @@ from . import api, weights
 from .encode import save_png
 from .errors import SegkitError
 from .registry import get_model, list_models
+from .video import FORMATS as VIDEO_FORMATS, VIDEO_SUFFIXES, segment_video_cli  # video hook
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".jfif"}
 
@@ -26,7 +27,7 @@ def collect_inputs(paths: list[str]) -> list[tuple[Path, Path]]:
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            for file in sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES):
+            for file in sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES):
                 pairs.append((file, file.relative_to(path).with_suffix(".png")))
         else:
             pairs.append((path, Path(path.name).with_suffix(".png")))
@@ -46,7 +47,15 @@ def _remove(args: argparse.Namespace) -> int:
     out_dir = Path(args.output)
     api.preload(args.model)
     failed = 0
-    for source, relative in tqdm(pairs, desc="cutting out", unit="img", disable=args.quiet or None):
+    for source, relative in tqdm(pairs, desc="cutting out", unit="file", disable=args.quiet or None):
+        if source.suffix.lower() in VIDEO_SUFFIXES:  # video hook: one file, a bar in frames
+            try:
+                segment_video_cli(source, out_dir, relative, args.format, settings, args.quiet,
+                                  only_mask=args.only_mask, smooth=args.smooth)
+            except SegkitError as exc:
+                failed += 1
+                tqdm.write(f"error: {source}: {exc}", file=sys.stderr)
+            continue
         result = api.process([source], **settings)[0]
         if result.error:
             failed += 1
@@ -99,6 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     remove.add_argument("--erode-size", type=int, default=10)
     remove.add_argument("-p", "--post-process", action="store_true", help="smooth the mask's boundary")
     remove.add_argument("--only-mask", action="store_true", help="write the mask instead of the cutout")
+    remove.add_argument("--format", choices=sorted(VIDEO_FORMATS), help="video output (default webm)")  # video hook
+    remove.add_argument("--smooth", action="store_true", help="steady video mattes across frames")  # video hook
     remove.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     remove.set_defaults(run=_remove)
     download = commands.add_parser("download", help="fetch model weights into the cache")

@@ -1,0 +1,34 @@
+"""What ``python -m segkit remove`` does with one video: a progress bar in frames, with an ETA."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PIL import Image
+from tqdm import tqdm
+
+from .run import segment_video
+
+VIDEO_SUFFIXES = {".mp4", ".mov", ".webm", ".mkv", ".avi", ".m4v"}
+DEFAULT_FORMAT = "webm"  # keeps alpha and plays in browsers
+
+
+def segment_video_cli(source: Path, target_dir: Path, relative: Path, fmt: str | None, options: dict,
+                      quiet: bool = False, background: str | None = None, only_mask: bool = False,
+                      smooth: bool | float = False) -> Path:
+    """Segment ``source`` into ``target_dir / relative`` with the suffix of ``fmt``.
+
+    ``options`` are segkit.process's (model included). ``background`` may name an
+    image file, else it is passed on as a colour or ``"blur"``.
+    """
+    fmt = fmt or DEFAULT_FORMAT
+    if background and Path(background).is_file():
+        background = Image.open(background)
+    target = (target_dir / relative).with_suffix(f".{fmt}")
+    with tqdm(desc=source.name, unit="frame", disable=quiet or None, leave=False) as bar:
+        def advance(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        return segment_video(source, target, background=background, only_mask=only_mask, smooth=smooth,
+                             fmt=fmt, progress=advance, **options)
