@@ -8,6 +8,8 @@ Where each stage lives::
     io/                decode inputs (files, bytes, arrays, tensors, URLs), backgrounds, PNG/zip output
     models/            the registry (models as data), weights (fetch + verify), sessions, tensors in/out
     pixels/            full-resolution pixel work: exact resizes, cutout, mask clean-up, matting (numba)
+    video/             clips in, cutout clips out: decode -> the pipeline per frame -> encode, overlapped
+    scale/             bulk jobs on Ray
     cli.py, comfy.py, service.py   the doors: command line, ComfyUI node, the web app's backend
 """
 
@@ -22,6 +24,16 @@ from .models.weights import is_cached as _spec_is_cached
 from .options import Options
 from .pipeline import Result
 from .service import public_message
+
+
+def __getattr__(name: str):
+    """``segkit.segment_video``, ``segkit.probe`` and ``segkit.check_limits`` come from
+    segkit.video, imported on first use so that image-only callers never load FFmpeg."""
+    if name in ("segment_video", "probe", "check_limits"):
+        from . import video
+
+        return getattr(video, name)
+    raise AttributeError(f"module 'segkit' has no attribute {name!r}")
 
 
 def loaded_models() -> list[str]:
@@ -40,7 +52,7 @@ def download(model: str, progress=None):
 
 
 __all__ = [
-    "segment", "process", "preload", "download", "is_cached", "list_models", "get_model", "device",
+    "segment", "segment_video", "probe", "check_limits", "process", "preload", "download", "is_cached", "list_models", "get_model", "device",
     "loaded_models", "cache_dir", "Result", "Options", "ModelSpec", "SegkitError", "InvalidInputError",
     "UnknownModelError", "ModelNotAvailableError", "ModelLoadError", "public_message", "fetch_url",
 ]

@@ -23,6 +23,10 @@ from .models.registry import get_model
 from .models.weights import model_path
 from .options import Options
 from .scale import ray_job
+from .video import FORMATS as VIDEO_FORMATS, VIDEO_SUFFIXES, segment_video_cli
+
+MEDIA_SUFFIXES = IMAGE_SUFFIXES | VIDEO_SUFFIXES
+
 
 def collect_inputs(paths: list[str]) -> list[tuple[Path, Path]]:
     """(input file, output path relative to -o) pairs; folders keep their structure."""
@@ -30,7 +34,7 @@ def collect_inputs(paths: list[str]) -> list[tuple[Path, Path]]:
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            for file in sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES):
+            for file in sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in MEDIA_SUFFIXES):
                 pairs.append((file, Path(output_name(file.as_posix(), path.as_posix()))))
         else:
             pairs.append((path, Path(output_name(path.as_posix(), None))))
@@ -78,12 +82,20 @@ def _remove(args: argparse.Namespace) -> int:
         return main_from_args(args, values)
     pairs = collect_inputs(args.inputs)
     if not pairs:
-        print("error: no image files found in the given inputs", file=sys.stderr)
+        print("error: no image or video files found in the given inputs", file=sys.stderr)
         return 2
     out_dir = Path(args.output)
     preload(values["model"])
     failed = 0
-    for source, relative in tqdm(pairs, desc="cutting out", unit="img", disable=args.quiet or None):
+    for source, relative in tqdm(pairs, desc="cutting out", unit="file", disable=args.quiet or None):
+        if source.suffix.lower() in VIDEO_SUFFIXES:  # one file, with a bar of its own in frames
+            try:
+                segment_video_cli(source, out_dir, relative, args.format, values, args.quiet,
+                                  only_mask=args.only_mask, smooth=args.smooth)
+            except SegkitError as exc:
+                failed += 1
+                tqdm.write(f"error: {source}: {exc}", file=sys.stderr)
+            continue
         (result,) = process([source], **values)
         if result.error:
             failed += 1
@@ -119,10 +131,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m segkit", description="Cut subjects out of images.")
     commands = parser.add_subparsers(dest="command", required=True)
     remove = commands.add_parser("remove", help="write PNG cutouts of images")
-    remove.add_argument("inputs", nargs="+", help="image files or folders")
+    remove.add_argument("inputs", nargs="+", help="image or video files, or folders of them")
     remove.add_argument("-o", "--output", required=True, help="output folder")
     add_option_flags(remove)
     remove.add_argument("--only-mask", action="store_true", help="write the mask instead of the cutout")
+    remove.add_argument("--format", choices=sorted(VIDEO_FORMATS), help="video output (default webm)")
+    remove.add_argument("--smooth", action="store_true", help="steady video mattes across frames")
     remove.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     ray_job.add_flags(remove)
     remove.set_defaults(run=_remove)

@@ -1,0 +1,24 @@
+"""Video in, cutout video out.
+
+    segkit.video.segment_video("clip.mp4", "clip.webm", model="u2netp", smooth=True)
+
+Where each part lives:
+
+    reader.py  probe() and check_limits(): what a file is and whether it is taken;
+               read_frames(): decoded frames, upright, with their timestamps
+    run.py     segment_video(): the overlapped decode -> segkit.process -> encode loop,
+               progress, cancellation, temporary file and rename
+    writer.py  one encoder per target suffix (webm, mov, mp4, zip), rotation and sound kept
+    smooth.py  the temporal smoother and the flicker measure it is judged by
+    cli.py     one video for ``python -m segkit remove``, with a progress bar in frames
+
+Decoding and encoding use PyAV, whose wheels carry FFmpeg (libvpx, ProRes, x264, AAC, Opus).
+"""
+
+from .cli import VIDEO_SUFFIXES, segment_video_cli
+from .reader import LIMITS, VideoInfo, check_limits, limit, probe
+from .run import VideoCancelled, segment_video
+from .writer import FORMATS
+
+__all__ = ["segment_video", "probe", "check_limits", "limit", "LIMITS", "VideoInfo", "VideoCancelled",
+           "FORMATS", "VIDEO_SUFFIXES", "segment_video_cli"]

@@ -1,0 +1,189 @@
+"""The frame loop: decode, network and encode overlapped, never the whole clip in memory.
+
+Three stages, each in its own thread, joined by short bounded queues:
+
+    decode thread  -> frames  -> network thread (segkit.process, a few frames a call)
+                   -> results -> caller's thread (smooth, compose, encode, progress)
+
+The caller's thread does the encoding so that ``progress`` and ``cancel`` act
+where the caller is: an exception from ``progress`` stops the job like
+``cancel.set()``. The output is written under a temporary name beside the
+target and renamed only when complete; any failure removes it.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import uuid
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import numpy as np
+from PIL import Image
+
+from ..batch import process
+from ..errors import InvalidInputError, SegkitError
+from ..io.compose import compose
+from ..options import Options
+from .reader import check_limits, probe, read_frames
+from .smooth import TemporalSmoother, strength_of
+from .writer import format_for, open_writer
+
+FRAMES_PER_CALL = 4  # frames handed to segkit.process at once
+QUEUE_FRAMES = 8  # frames waiting between two stages: enough to ride out a slow frame, small in memory
+POLL_SECONDS = 0.1  # how often a waiting stage looks for a stop
+ProgressFn = Optional[Callable[[int, int], Any]]
+_END = object()
+
+
+class VideoCancelled(SegkitError):
+    """The job was cancelled; nothing was written."""
+
+
+class _Stages:
+    """The worker threads' shared stop flag and first failure."""
+
+    def __init__(self, cancel: threading.Event | None):
+        self.stop = threading.Event()
+        self.cancel = cancel
+        self.failure: BaseException | None = None
+
+    def check(self) -> None:
+        if self.failure is not None:
+            raise self.failure
+        if self.cancel is not None and self.cancel.is_set():
+            raise VideoCancelled("cancelled")
+
+    def put(self, into: queue.Queue, item) -> bool:
+        while not self.stop.is_set():
+            try:
+                into.put(item, timeout=POLL_SECONDS)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def get(self, source: queue.Queue, in_caller: bool = False):
+        while True:
+            if in_caller:
+                self.check()
+            elif self.stop.is_set():
+                return _END
+            try:
+                return source.get(timeout=POLL_SECONDS)
+            except queue.Empty:
+                continue
+
+    def run(self, name: str, work, *args) -> threading.Thread:
+        def guarded():
+            try:
+                work(*args)
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+                if self.failure is None:
+                    self.failure = exc
+                self.stop.set()
+
+        thread = threading.Thread(target=guarded, name=f"segkit-video-{name}", daemon=True)
+        thread.start()
+        return thread
+
+
+def _decode(stages: _Stages, info, frames: queue.Queue) -> None:
+    reader = read_frames(info)
+    try:
+        for frame in reader:
+            if not stages.put(frames, frame):
+                return
+        stages.put(frames, _END)
+    finally:
+        reader.close()
+
+
+def _segment(stages: _Stages, label: str, options: dict, frames: queue.Queue,
+             results: queue.Queue) -> None:
+    ended = False
+    while not ended:
+        batch = []
+        while len(batch) < FRAMES_PER_CALL:
+            frame = stages.get(frames)
+            if frame is _END:
+                ended = True
+                break
+            batch.append(frame)
+        if stages.stop.is_set():
+            return
+        outcomes = process([frame.image for frame in batch], **options) if batch else []
+        for frame, outcome in zip(batch, outcomes):
+            if outcome.error:
+                raise InvalidInputError(f"{label}: frame {frame.index + 1}: {outcome.error}")
+            if not stages.put(results, (frame, outcome)):
+                return
+    stages.put(results, _END)
+
+
+def segment_video(source: str | os.PathLike, target: str | os.PathLike, *,
+                  background=None, only_mask: bool = False, smooth: bool | float = False,
+                  fmt: str | None = None, progress: ProgressFn = None,
+                  cancel: threading.Event | None = None, **options) -> Path:
+    """Cut the subject out of every frame of ``source`` and write ``target``; returns its path.
+
+    The format follows ``target``'s suffix (or ``fmt``): ``.webm`` VP9 with alpha,
+    ``.mov`` ProRes 4444 with alpha, ``.mp4`` H.264 over ``background`` (black if
+    none), ``.zip`` a PNG per frame. ``background`` takes what the option of that
+    name takes; it is put behind each frame after smoothing.
+    ``only_mask`` writes the matte as greyscale. ``smooth`` (True or a strength
+    in [0, 1)) steadies mattes across frames. ``options`` are ``segkit.process``'s.
+    ``progress(frames_done, frames_total)`` is called after each frame (the total
+    is an estimate until the end); it may raise to stop the job, as does
+    ``cancel.set()``. Frame rate, timestamps, rotation and sound are kept; a
+    failed or cancelled job leaves no file behind.
+    """
+    source, target = Path(source), Path(target)
+    output = format_for(target, fmt)
+    smoother = TemporalSmoother(strength) if (strength := strength_of(smooth)) else None
+    if background is None and output == "mp4" and not only_mask:
+        background = "black"
+    background = Options.of(**options, background=background).background  # bad options fail before any work
+    info = probe(source)
+    check_limits(info)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.stem}.{uuid.uuid4().hex[:8]}.partial{target.suffix}")
+    writer = open_writer(partial, output, info, alpha=background is None and not only_mask)
+    stages = _Stages(cancel)
+    frames, results = queue.Queue(QUEUE_FRAMES), queue.Queue(QUEUE_FRAMES)
+    threads = [stages.run("decode", _decode, stages, info, frames),
+               stages.run("network", _segment, stages, info.label, options, frames, results)]
+    try:
+        done = 0
+        while (item := stages.get(results, in_caller=True)) is not _END:
+            frame, result = item
+            mask, cutout = result.mask, result.cutout
+            if smoother:
+                mask = Image.fromarray(smoother(result.image, np.asarray(mask)), "L")
+                cutout = cutout.copy()
+                cutout.putalpha(mask)
+            picture = mask if only_mask else compose(cutout, result.image, background,
+                                                     matted=bool(options.get("alpha_matting")))
+            writer.write(frame.pts, picture)
+            done += 1
+            if progress:
+                progress(done, max(done, info.frames))
+        stages.check()
+        writer.close()
+        os.replace(partial, target)
+        if progress:
+            progress(done, done)
+        return target
+    except BaseException:
+        try:
+            writer.abort()
+        except Exception:  # noqa: BLE001 - the first error is the one to report
+            pass
+        partial.unlink(missing_ok=True)
+        raise
+    finally:
+        stages.stop.set()
+        for thread in threads:
+            thread.join()

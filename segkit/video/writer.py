@@ -1,0 +1,174 @@
+"""Writing the output: one encoder per target suffix, with the source's timing,
+rotation and sound.
+
+Frames arrive upright (as segmented); containers that can say how to display a
+frame (mov, mp4) get them back in the stored orientation with the source's
+display matrix, so the file matches its source frame for frame; WebM, whose
+muxer writes no rotation, gets them upright. Sound is copied packet
+by packet where the container accepts the codec, otherwise re-encoded, and is
+interleaved with the pictures as they are written, so nothing is held whole.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+from PIL import Image
+
+from ..io.encode import png_bytes
+from ..errors import InvalidInputError
+from .reader import VideoInfo, stored
+
+
+@dataclass(frozen=True)
+class Format:
+    """How one target suffix is encoded."""
+
+    codec: str
+    alpha_pixels: str | None  # pixel format that carries alpha; None: this codec cannot
+    opaque_pixels: str  # for composed backgrounds and greyscale mattes
+    even_size: bool  # the codec needs even dimensions: one odd row/column is cropped
+    display_matrix: bool  # the container can say how to turn frames; else they are written upright
+    audio_copy: tuple[str, ...] = ()  # sound codecs the container takes as they are
+    audio_codec: str | None = None  # what other sound is re-encoded to
+    options: dict = field(default_factory=dict)
+
+
+FORMATS = {
+    # realtime speed 8: the quality/speed point where encoding keeps pace with the network (bench/video_bench.py)
+    "webm": Format("libvpx-vp9", "yuva420p", "yuv420p", False, False, ("opus", "vorbis"), "libopus",
+                   {"deadline": "realtime", "cpu-used": "8", "row-mt": "1", "crf": "24", "b": "0"}),
+    # ProRes 4444 keeps alpha near-losslessly; prores_ks mangles a row of odd-height frames, hence even sizes
+    "mov": Format("prores_ks", "yuva444p10le", "yuv444p10le", True, True, ("aac", "mp3", "alac", "pcm_s16le", "opus"),
+                  "aac", {"profile": "4444"}),
+    "mp4": Format("libx264", None, "yuv420p", True, True, ("aac", "mp3", "opus"), "aac",
+                  {"preset": "veryfast", "crf": "18"}),
+    "zip": Format("png", "RGBA", "RGB", False, False),
+}
+
+
+def format_for(target: Path, fmt: str | None = None) -> str:
+    """The output format: ``fmt`` if given, else ``target``'s suffix."""
+    name = (fmt or target.suffix.lstrip(".")).lower()
+    if name not in FORMATS:
+        raise InvalidInputError(f"{target.name}: cannot write video as {name!r}; use one of "
+                                f"{', '.join('.' + f for f in FORMATS)}")
+    return name
+
+
+class _Sound:
+    """The source's audio, carried into the output as the pictures advance."""
+
+    def __init__(self, info: VideoInfo, output, spec: Format):
+        self.source = av.open(str(info.path))
+        self.input = self.source.streams.audio[0]
+        self.input.codec_context.thread_type = "AUTO"
+        if self.input.codec_context.name in spec.audio_copy:
+            self.output, self.encoder = output.add_stream_from_template(self.input), None
+        else:
+            rate = 48000 if spec.audio_codec == "libopus" else self.input.rate
+            self.encoder = self.output = output.add_stream(spec.audio_codec, rate=rate)
+            self.output.layout = "stereo" if self.input.codec_context.channels >= 2 else "mono"
+        self.container = output
+        self.packets = self.source.demux(self.input)
+        self.done = False
+
+    def until(self, seconds: float | None) -> None:
+        """Write the sound up to ``seconds`` (all of it for None)."""
+        while not self.done:
+            packet = next(self.packets, None)
+            if packet is None:
+                self.done = True
+                if self.encoder:
+                    self.container.mux(self.encoder.encode(None))
+                return
+            if packet.dts is None:  # the demuxer's flush marker
+                continue
+            if self.encoder:
+                for frame in self.input.decode(packet):
+                    frame.pts = None  # the encoder re-times samples after resampling
+                    self.container.mux(self.encoder.encode(frame))
+            else:
+                packet.stream = self.output
+                self.container.mux(packet)
+            if seconds is not None and packet.pts is not None and packet.pts * packet.time_base > seconds:
+                return
+
+    def close(self) -> None:
+        self.source.close()
+
+
+class VideoWriter:
+    """A video container: frames in at their source timestamps, sound alongside."""
+
+    def __init__(self, path: Path, fmt: str, info: VideoInfo, alpha: bool):
+        spec = FORMATS[fmt]
+        if alpha and not spec.alpha_pixels:
+            raise InvalidInputError(f"{path.name}: {fmt} has no alpha channel; give a background")
+        self.info, self.spec = info, spec
+        self.rotation = info.rotation if spec.display_matrix else 0
+        self.container = av.open(str(path), "w", format={"mov": "mov", "mp4": "mp4", "webm": "webm"}[fmt])
+        try:
+            self.video = self.container.add_stream(spec.codec, rate=Fraction(info.fps).limit_denominator(100000))
+            width, height = (info.height, info.width) if self.rotation in (90, 270) else (info.width, info.height)
+            self.width, self.height = (width - width % 2, height - height % 2) if spec.even_size else (width, height)
+            self.video.width, self.video.height = self.width, self.height
+            self.video.pix_fmt = spec.alpha_pixels if alpha else spec.opaque_pixels
+            self.video.time_base = self.video.codec_context.time_base = info.time_base
+            self.video.options = dict(spec.options)
+            if self.rotation:
+                self.video.set_display_rotation(self.rotation)
+            self.sound = _Sound(info, self.container, spec) if info.has_audio else None
+        except Exception:
+            self.container.close()
+            raise
+
+    def write(self, pts: int, image: Image.Image) -> None:
+        pixels = stored(np.asarray(image), self.rotation)[:self.height, :self.width]
+        kind = {"RGBA": "rgba", "RGB": "rgb24", "L": "gray"}[image.mode]
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), format=kind)
+        frame.pts, frame.time_base = pts, self.info.time_base
+        self.container.mux(self.video.encode(frame))
+        if self.sound:
+            self.sound.until(float(pts * self.info.time_base))
+
+    def close(self) -> None:
+        try:
+            self.container.mux(self.video.encode(None))
+            if self.sound:
+                self.sound.until(None)
+        finally:
+            if self.sound:
+                self.sound.close()
+            self.container.close()
+
+    def abort(self) -> None:
+        if self.sound:
+            self.sound.close()
+        self.container.close()
+
+
+class PngSequenceWriter:
+    """A zip of upright PNG frames, frame_000001.png on; lossless, without sound."""
+
+    def __init__(self, path: Path, fmt: str, info: VideoInfo, alpha: bool):
+        self.archive = zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED)  # PNG is compressed already
+        self.count = 0
+
+    def write(self, pts: int, image: Image.Image) -> None:
+        self.count += 1
+        self.archive.writestr(f"frame_{self.count:06d}.png", png_bytes(image))
+
+    def close(self) -> None:
+        self.archive.close()
+
+    abort = close
+
+
+def open_writer(path: Path, fmt: str, info: VideoInfo, alpha: bool):
+    return (PngSequenceWriter if fmt == "zip" else VideoWriter)(path, fmt, info, alpha)
