@@ -50,7 +50,7 @@ def download_url(source: Source, target: Path, progress: Progress) -> None:
         label = f"downloading {source.location.rsplit('/', 1)[-1]}"
         with open(target, "ab" if resumed else "wb") as out:
             report(progress, label, have, total)
-            for block in reply.iter_content(CHUNK):
+            for block in reply.iter_content(1 << 16):  # small reads: a cut loses at most one of them
                 out.write(block)
                 have += len(block)
                 report(progress, label, have, total)
