@@ -19,7 +19,7 @@ from .errors import SegkitError
 from .io.encode import save_png
 from .models import catalog
 from .models.registry import get_model
-from .models.weights import model_path
+from .models.weights import is_cached, licence_notice, model_path
 from .options import Options
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".jfif"}
@@ -122,8 +122,8 @@ class _MegabyteBar:
 def _fetch(name: str, quiet: bool = False):
     """A model's file, downloaded with a bar in MB; a non-commercial licence is said before any byte."""
     spec = get_model(name)
-    if not catalog.is_cached(spec):
-        notice = catalog.licence_notice(spec)
+    if not is_cached(spec):
+        notice = licence_notice(spec)
         print(f"{spec.name}: downloading about {spec.download_mb:.0f} MB" + (f"; note: {notice}" if notice else ""),
               file=sys.stderr)
     bar = None if quiet else _MegabyteBar(spec.name)

@@ -154,3 +154,18 @@ def test_prompt_outside_the_photo_and_prompt_for_other_models_are_refused(rembg_
     with pytest.raises(segkit.InvalidInputError, match=r"mark 1 \(point at \[500.0, 2.0\]\) is outside the image "
                                                        r"\(160x120\)"):
         segkit.segment(photo, model="sam", prompt=[{"type": "point", "data": [500, 2], "label": 1}])
+
+
+def test_the_apps_clicks_reuse_the_photos_embedding(rembg_cache, photo, tmp_path):
+    from segkit import service
+
+    onnx.save(sam_encoder(), rembg_cache / "sam_vit_b_01ec64.encoder.onnx")
+    onnx.save(sam_decoder(), rembg_cache / "sam_vit_b_01ec64.decoder.onnx")
+    path = tmp_path / "photo.png"
+    photo.save(path)
+    first = service.serve_prompted(str(path), [(40, 50, True)], root=tmp_path / "out")
+    second = service.serve_prompted(str(path), [(40, 50, True), (43, 51, False)], (20, 10, 120, 100),
+                                    root=tmp_path / "out")
+    assert segkit.POOL._live["sam"].encoder_runs == 1
+    assert Image.open(first.mask).tobytes() != Image.open(second.mask).tobytes()
+    assert Image.open(second.cutout).mode == "RGBA"
