@@ -66,6 +66,14 @@ def per_image_options():
 BACKGROUND = next(f.name for f, _ in options.declared() if options.kind(f) == "background")
 
 
+def seed_first(controls: dict, extra: dict) -> dict:
+    """Endpoint parameters in a stable order for positional callers: the options declared before
+    the background (the seed's), then ``extra`` (the background controls), then later options."""
+    names = [f.name for f, _ in options.declared()]
+    early = {n: c for n, c in controls.items() if names.index(n) < names.index(BACKGROUND)}
+    return {**early, **extra, **{n: c for n, c in controls.items() if n not in early}}
+
+
 def described(fn):
     """Append every declared option's help to an endpoint's ``Args:``, for the API page and MCP tools."""
     lines = [f"        {f.name}: {c.help}; {options.accepted(f.name)}." for f, c in per_image_options()]
@@ -185,6 +193,8 @@ def option_control(f, control):
         component = gr.Dropdown(catalog.model_choices(), value=f.default, label=control.label, info=control.help)
     elif options.kind(f) == "bool":
         component = gr.Checkbox(f.default, label=control.label, info=control.help)
+    elif options.kind(f) == "prompt":
+        component = gr.Textbox("", label=control.label, info=control.help, placeholder='[{"type": "point", ...}]')
     else:
         component = gr.Slider(control.low, control.slider_high or control.high, value=f.default, step=control.step,
                               label=control.label, info=control.help)
@@ -252,8 +262,8 @@ with gr.Blocks(title="segkit: cut out the subject", delete_cache=(600, 900)) as 
     busy = run.click(lambda: gr.update(value="Working…", interactive=False), None, run, queue=False,
                      api_visibility="private")
     busy.then(remove_background_batch, [files], [gallery, images, zip_button, slider, mask, classes, notes],
-              inputs_kwargs={**controls, "background": background, "colour": colour,
-                             "background_image": background_image, "url": url},
+              inputs_kwargs={**seed_first(controls, {"background": background, "colour": colour,
+                                                     "background_image": background_image, "url": url})},
               api_name="remove_background_batch", show_progress_on=[slider],
               ).then(after_run, [model, images], [model, status, zip_button, classes, run], api_visibility="private",
                      ).then(None, js=SHOW_RESULTS)

@@ -6,7 +6,8 @@ Where each stage lives::
     pipeline.py        one image, top to bottom: decode -> model -> masks -> matting -> cutout -> background
     batch.py           process()/segment(): the pipeline over any iterable, errors kept per image
     io/                decode inputs (files, bytes, arrays, tensors, URLs), backgrounds, PNG/zip output
-    models/            the registry (models as data), weights (fetch + verify), sessions, tensors in/out
+    models/            the registry (models as data), weights (fetch, resume, verify), sessions, tensors in/out,
+                       SAM's prompts (sam.py), a person's own ONNX file (custom.py)
     pixels/            full-resolution pixel work: exact resizes, cutout, mask clean-up, matting (numba)
     video/             clips in, cutout clips out: decode -> the pipeline per frame -> encode, overlapped
     scale/             bulk jobs on Ray

@@ -20,7 +20,7 @@ from .io.decode import IMAGE_SUFFIXES
 from .io.encode import output_name, save_png
 from .models import catalog
 from .models.registry import get_model
-from .models.weights import model_path
+from .models.weights import is_cached, licence_notice, model_path
 from .options import Options
 from .scale import ray_job
 from .video import FORMATS as VIDEO_FORMATS, VIDEO_SUFFIXES, segment_video_cli
@@ -85,6 +85,7 @@ def _remove(args: argparse.Namespace) -> int:
         print("error: no image or video files found in the given inputs", file=sys.stderr)
         return 2
     out_dir = Path(args.output)
+    _fetch(values["model"], args.quiet)
     preload(values["model"])
     failed = 0
     for source, relative in tqdm(pairs, desc="cutting out", unit="file", disable=args.quiet or None):
@@ -110,11 +111,49 @@ def _remove(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+class _MegabyteBar:
+    """A tqdm bar in MB for one model's downloads (the ``bytes`` hook of ``segkit.models.download``)."""
+
+    def __init__(self, name: str):
+        self.name, self.bar = name, None
+
+    def __call__(self, fraction: float, text: str) -> None:
+        if self.bar is not None:
+            self.bar.set_description(text.split(":")[0])
+
+    def bytes(self, done: int, total: int) -> None:
+        if self.bar is None or self.bar.total != round(total / 1e6, 1):
+            self.close()
+            self.bar = tqdm(total=round(total / 1e6, 1), initial=round(done / 1e6, 1), unit="MB", desc=self.name,
+                            bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} MB [{elapsed}<{remaining}]")
+        self.bar.n = round(done / 1e6, 1)
+        self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _fetch(name: str, quiet: bool = False):
+    """A model's file, downloaded with a bar in MB; a non-commercial licence is said before any byte."""
+    spec = get_model(name)
+    if not is_cached(spec):
+        notice = licence_notice(spec)
+        print(f"{spec.name}: downloading about {spec.download_mb:.0f} MB" + (f"; note: {notice}" if notice else ""),
+              file=sys.stderr)
+    bar = None if quiet else _MegabyteBar(spec.name)
+    try:
+        return model_path(spec, bar)
+    finally:
+        if bar:
+            bar.close()
+
+
 def _download(args: argparse.Namespace) -> int:
     status = 0
     for name in args.models or ["u2netp"]:
         try:
-            print(f"{name}: {model_path(get_model(name))}")
+            print(f"{name}: {_fetch(name)}")
         except SegkitError as exc:
             print(f"error: {exc}", file=sys.stderr)
             status = 1
@@ -122,8 +161,14 @@ def _download(args: argparse.Namespace) -> int:
 
 
 def _models(_: argparse.Namespace) -> int:
-    for name, state, description in catalog.rows():
-        print(f"{name:18} {state:8} {description}")
+    group = None
+    for kind, name, state, licence, description in catalog.rows():
+        if kind != group:
+            group = kind
+            print(f"\n{group}:")
+        print(f"  {name:22} {state:18} {licence.split(' (')[0]:13} {description}")
+    print("\nyour own ONNX file: -m u2net_custom:PATH (or dis_custom, ben_custom, birefnet_custom), PATH inside "
+          "the model folder")
     return 0
 
 

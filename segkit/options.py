@@ -18,6 +18,9 @@ from typing import Any, Callable, Optional, TypedDict, Union
 from .errors import InvalidInputError
 from .io.compose import BACKGROUND_KEYWORDS, Background, parse_colour
 from .models.registry import ModelSpec, get_model, list_models
+from .models.sam import parse_prompt
+
+Prompt = Optional[tuple[dict, ...]]  # rembg's sam_prompt marks (see segkit.models.sam)
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,10 @@ class Options:
     background: Background = _option(
         None, "what goes behind the subject: transparent (RGBA), a colour (#00ff00, a name or rgb(r,g,b)), "
         "blur (the blurred original) or an image", "Background")
+    prompt: Prompt = _option(
+        None, 'for the sam model: what to cut out, as a list of marks (JSON text too): {"type": "point", '
+        '"data": [x, y], "label": 1} keeps what is under a point (label 0 removes it), {"type": "rectangle", '
+        '"data": [x0, y0, x1, y1]} boxes it; none means the centre of the photo', "Points and box (sam)")
 
     def __post_init__(self):
         for f in fields(self):
@@ -71,6 +78,9 @@ class Options:
             raise InvalidInputError(
                 f"alpha_matting_background_threshold ({bg}) is above alpha_matting_foreground_threshold ({fg}); "
                 "the background threshold must be the lower one", subject="alpha_matting_background_threshold")
+        if self.prompt and self.spec.output != "prompted":
+            raise InvalidInputError(f"prompt: only prompted models (sam) take points and boxes, not {self.model}",
+                                    subject="prompt")
 
     @classmethod
     def of(cls, **values: Any) -> "Options":
@@ -97,6 +107,7 @@ class OptionValues(TypedDict, total=False):
     alpha_matting_erode_size: int
     post_process_mask: bool
     background: Background
+    prompt: Prompt
 
 
 def declared() -> list[tuple[Field, Control]]:
@@ -126,16 +137,18 @@ def accepted(name: str) -> str:
     if what == "int":
         return f"a whole number from {c.low} to {c.high}"
     if what == "choice":
-        return "one of " + ", ".join(c.choices())
+        return "one of " + ", ".join(c.choices()) + ", or your own file as u2net_custom:PATH"
+    if what == "prompt":
+        return "a list of point and rectangle marks (see the help)"
     return "transparent, blur, a colour (#rrggbb, a name, rgb(r,g,b)) or an image"
 
 
 def kind(f: Field) -> str:
-    """"bool", "int", "choice" (the model) or "background": what control and check an option gets."""
+    """"bool", "int", "choice" (the model), "prompt" or "background": what control and check an option gets."""
     control_ = f.metadata["control"]
     if control_.choices:
         return "choice"
-    return {"bool": "bool", "int": "int"}.get(str(f.type), "background")
+    return {"bool": "bool", "int": "int", "Prompt": "prompt"}.get(str(f.type), "background")
 
 
 def _bool(f: Field, value: Any) -> bool:
@@ -197,6 +210,10 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
+def _prompt(f: Field, value: Any) -> Prompt:
+    return parse_prompt(value, f.name)
+
+
 _VALIDATORS: dict[str, Callable[[Field, Any], Any]] = {
-    "bool": _bool, "int": _int, "choice": _choice, "background": _background}
-OptionValue = Union[str, bool, int, Background]
+    "bool": _bool, "int": _int, "choice": _choice, "background": _background, "prompt": _prompt}
+OptionValue = Union[str, bool, int, Background, Prompt]

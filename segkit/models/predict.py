@@ -44,8 +44,10 @@ def model_input(image: Image.Image | np.ndarray, pre: Preprocess) -> np.ndarray:
 
 def masks_from_output(output: np.ndarray, spec: ModelSpec, size: tuple[int, int]) -> list[np.ndarray]:
     """Turn the network's first output into uint8 masks at the image's ``size`` (w, h)."""
-    if spec.output == "minmax":
-        pred = output[0, 0]
+    if spec.output in ("minmax", "sigmoid_minmax"):
+        pred = output[0, 0].astype(np.float32, copy=False)
+        if spec.output == "sigmoid_minmax":
+            pred = 1 / (1 + np.exp(-pred))  # rembg's float32 steps (BiRefNet's logits)
         low, high = pred.min(), pred.max()
         pred = (pred - low) / (high - low) if high > low else np.zeros_like(pred)
         return [resize_exact((np.clip(pred, 0, 1) * 255).astype(np.uint8), size)]
@@ -58,8 +60,16 @@ def masks_from_output(output: np.ndarray, spec: ModelSpec, size: tuple[int, int]
     raise ValueError(f"model {spec.name!r}: unknown output rule {spec.output!r}")
 
 
-def predict(session: ort.InferenceSession, spec: ModelSpec, image: Image.Image) -> list[np.ndarray]:
-    """One mask per entry of ``spec.mask_labels``, each at the image's size."""
+def predict(session, spec: ModelSpec, image: Image.Image, prompt=None) -> list[np.ndarray]:
+    """One mask per entry of ``spec.mask_labels``, each at the image's size. ``prompt``
+    (points and boxes, checked by ``segkit.options``) steers the prompted models only."""
+    if spec.output == "prompted":
+        from .sam import predict_prompted
+
+        return predict_prompted(session, spec, image, prompt)
     tensor = model_input(image, spec.preprocess)
-    output = session.run(None, {session.get_inputs()[0].name: tensor})[0]
+    feed = session.get_inputs()[0]
+    if feed.type == "tensor(float16)":  # a float16 file that does not keep float32 inputs (a custom one)
+        tensor = tensor.astype(np.float16)
+    output = session.run(None, {feed.name: tensor})[0]
     return masks_from_output(output, spec, image.size)

@@ -42,9 +42,10 @@ class WeightFile:
     """A weight file in the cache, its checksum (``md5:`` or ``sha256:``) and sources."""
 
     filename: str
-    checksum: str
-    size_mb: float
+    checksum: str  # empty for a user's own file, which nothing can vouch for
+    size_mb: float  # the download as published, rounded: what a person is told before it starts
     sources: tuple[Source, ...]
+    folder: str = ""  # rembg's ``models/<folder>/`` for this file; the file's stem when empty (SAM: "sam")
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,8 @@ class Preprocess:
 
     ``resize``: ``"square"`` squeezes to ``size``x``size`` with Lanczos (what rembg
     does); ``"short_side_32"`` keeps the aspect ratio, aiming the short side at
-    ``size`` with both sides multiples of 32 (MODNet's reference inference).
+    ``size`` with both sides multiples of 32 (MODNet's reference inference);
+    ``"sam"``: SAM's own fit into its encoder's frame (``segkit.models.sam``).
     ``scale``: ``"max"`` divides by the image's brightest value (rembg's quirk,
     kept for parity); ``"255"`` divides by 255.
     """
@@ -64,6 +66,10 @@ class Preprocess:
     resize: str = "square"
     scale: str = "max"
 
+    def square_input(self) -> list[int] | None:
+        """The fixed input shape a network with this preprocessing must accept, where there is one."""
+        return [1, 3, self.size, self.size] if self.resize == "square" else None
+
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -71,10 +77,16 @@ class ModelSpec:
 
     ``output`` says how the network's first output becomes masks:
     ``"minmax"`` (saliency map rescaled to 0..255, rembg's u2net/isnet rule),
+    ``"sigmoid_minmax"`` (logits: sigmoid first, then the same; BiRefNet),
     ``"classes"`` (per-pixel argmax; one mask per entry of ``mask_labels``, whose
-    index is the class id minus one), ``"matte"`` (alpha already in 0..1).
-    ``converter`` names a builder that turns a non-ONNX checkpoint into ONNX
-    once, in the cache (see ``segkit.weights``).
+    index is the class id minus one), ``"matte"`` (alpha already in 0..1),
+    ``"prompted"`` (SAM: an encoder and a decoder steered by points and boxes,
+    see ``segkit.models.sam``).
+    ``converter`` names a builder that turns the downloaded file into the ONNX
+    that runs, once, in the cache (see ``segkit.models.weights``).
+    ``parts``: further files the model needs beside ``weights`` (SAM's decoder).
+    ``licence`` is shown before a download; ``group`` is the purpose people choose by.
+    ``user_file``: a person's own ONNX file (``segkit.models.custom``), used as it is.
     """
 
     name: str
@@ -86,10 +98,30 @@ class ModelSpec:
     aliases: tuple[str, ...] = ()
     converter: str = ""
     notes: str = ""
+    licence: str = "Apache-2.0"
+    group: str = "general"
+    parts: tuple[WeightFile, ...] = ()
+    user_file: str = ""
+
+    @property
+    def files(self) -> tuple[WeightFile, ...]:
+        return (self.weights, *self.parts)
+
+    @property
+    def non_commercial(self) -> bool:
+        return "NC" in self.licence
+
+    @property
+    def download_mb(self) -> float:
+        return sum(w.size_mb for w in self.files)
 
 
-def _rembg_file(filename: str, md5: str, size_mb: float, *mirrors: Source) -> WeightFile:
-    return WeightFile(filename, f"md5:{md5}", size_mb, (Source("url", REMBG_RELEASE + filename), *mirrors))
+def _rembg_file(filename: str, md5: str, size_mb: float, *mirrors: Source, asset: str = "",
+               folder: str = "") -> WeightFile:
+    """A file from rembg's releases; ``asset`` is the release's name where rembg saves it under another."""
+    checksum = md5 if ":" in md5 else f"md5:{md5}"
+    return WeightFile(filename, checksum, size_mb, (Source("url", REMBG_RELEASE + (asset or filename)), *mirrors),
+                      folder)
 
 
 _U2NET_PRE = Preprocess(320, IMAGENET_MEAN, IMAGENET_STD)
@@ -105,6 +137,29 @@ _MODNET_NOTES = (
     "sides are multiples of 32. Squeezing every photo to 512x512 (the seed) distorts faces and hair, "
     "which the matte then has to undo when resized back."
 )
+
+
+# BiRefNet and BRIA RMBG-2.0 (a BiRefNet trained by BRIA) see 1024x1024 with ImageNet statistics;
+# rembg saves each as "<name>.onnx" whatever the release asset is called.
+_BIREFNET_PRE = Preprocess(1024, IMAGENET_MEAN, IMAGENET_STD)
+_SWIN_L_MB = 973.0  # every BiRefNet but the lite one has the Swin-L backbone
+
+
+def _birefnet(name: str, asset: str, md5: str, description: str, group: str = "general",
+              size_mb: float = _SWIN_L_MB) -> ModelSpec:
+    return ModelSpec(name, description, _rembg_file(f"{name}.onnx", md5, size_mb, asset=asset), _BIREFNET_PRE,
+                     output="sigmoid_minmax", licence="MIT", group=group)
+
+
+_BIREFNET_GENERAL = _birefnet("birefnet-general", "BiRefNet-general-epoch_244.onnx", "7a35a0141cbbc80de11d9c9a28f52697",
+                              "BiRefNet general: sharp, detailed cutouts of any subject at 1024 px.")
+_FP16_NOTES = ("birefnet-general's file converted once to float16 the way rembg does it (onnxconverter-common, "
+               "inputs and outputs kept float32), saved as rembg names it so either tool reuses the other's "
+               "conversion. Faster on CUDA; on CPU usually slower than birefnet-general.")
+
+
+def _sam_file(filename: str, md5: str, size_mb: float) -> WeightFile:
+    return _rembg_file(filename, md5, size_mb, folder="sam")
 
 
 def _modnet_file(kind: str, sha256: str) -> WeightFile:
@@ -141,7 +196,7 @@ MODELS: dict[str, ModelSpec] = {
             "u2net_human_seg",
             "U²-Net trained on people: whole-body portraits and group photos.",
             _rembg_file("u2net_human_seg.onnx", "c09ddc2e0104f800e3e1bb4652583d1f", 176.0),
-            _U2NET_PRE,
+            _U2NET_PRE, group="people",
         ),
         ModelSpec(
             "u2net_cloth_seg",
@@ -149,7 +204,7 @@ MODELS: dict[str, ModelSpec] = {
             _rembg_file("u2net_cloth_seg.onnx", "2434d1f3cb744e0e49386c906e5a08bb", 176.3),
             Preprocess(768, IMAGENET_MEAN, IMAGENET_STD),
             output="classes",
-            mask_labels=("upper body", "lower body", "full body"),
+            mask_labels=("upper body", "lower body", "full body"), licence="MIT", group="clothes",
         ),
         ModelSpec(
             "silueta",
@@ -168,22 +223,57 @@ MODELS: dict[str, ModelSpec] = {
             "IS-Net for anime and illustrations (rembg's isnet-anime).",
             _rembg_file("isnet-anime.onnx", "6f184e756bb3bd901c8849220a83e38e", 176.1),
             Preprocess(1024, IMAGENET_MEAN, (1.0, 1.0, 1.0)),
-            aliases=("isnet-anime",),
+            aliases=("isnet-anime",), group="anime",
         ),
         ModelSpec(
             "modnet-p",
             "MODNet portrait matting for photos: soft hair edges, people only.",
             _modnet_file("photographic", "7c22235f0925deba15d4d63e53afcb654c47055bbcd98f56e393ab2584007ed8"),
             _MODNET_PRE, output="matte", converter="modnet", notes=_MODNET_NOTES,
+            group="matting",
         ),
         ModelSpec(
             "modnet-w",
             "MODNet portrait matting tuned for webcam frames: people only.",
             _modnet_file("webcam", "913b82b66558db39b6286c150f809017d7528c872b156eb14333c9c6cb52108b"),
             _MODNET_PRE, output="matte", converter="modnet", notes=_MODNET_NOTES,
+            group="matting",
+        ),
+        _BIREFNET_GENERAL,
+        _birefnet("birefnet-general-lite", "BiRefNet-general-bb_swin_v1_tiny-epoch_232.onnx",
+                  "4fab47adc4ff364be1713e97b7e66334", "BiRefNet general with the small Swin-T backbone: "
+                  "faster, a little softer.", size_mb=224.0),
+        ModelSpec("birefnet-general-fp16", "birefnet-general in float16 (converted once): faster on CUDA GPUs.",
+                  _BIREFNET_GENERAL.weights, _BIREFNET_PRE, output="sigmoid_minmax", converter="fp16",
+                  notes=_FP16_NOTES, licence="MIT"),
+        _birefnet("birefnet-portrait", "BiRefNet-portrait-epoch_150.onnx", "c3a64a6abf20250d090cd055f12a3b67",
+                  "BiRefNet trained on portraits: people with hair detail.", group="people"),
+        _birefnet("birefnet-dis", "BiRefNet-DIS-epoch_590.onnx", "2d4d44102b446f33a4ebb2e56c051f2b",
+                  "BiRefNet for dichotomous segmentation (DIS5K): thin structures, objects."),
+        _birefnet("birefnet-hrsod", "BiRefNet-HRSOD_DHU-epoch_115.onnx", "c017ade5de8a50ff0fd74d790d268dda",
+                  "BiRefNet for high-resolution salient objects."),
+        _birefnet("birefnet-cod", "BiRefNet-COD-epoch_125.onnx", "f6d0d21ca89d287f17e7afe9f5fd3b45",
+                  "BiRefNet for concealed (camouflaged) objects."),
+        _birefnet("birefnet-massive", "BiRefNet-massive-TR_DIS5K_TR_TEs-epoch_420.onnx",
+                  "33e726a2136a3d59eb0fdf613e31e3e9", "BiRefNet trained on a massive dataset: robust general use."),
+        ModelSpec(
+            "bria-rmbg",
+            "BRIA RMBG-2.0: state-of-the-art cutouts at 1024 px; non-commercial use only.",
+            _rembg_file("bria-rmbg.onnx", "sha256:5b486f08200f513f460da46dd701db5fbb47d79b4be4b708a19444bcd4e79958",
+                        1024.0, asset="bria-rmbg-2.0.onnx"),
+            _BIREFNET_PRE, licence="CC BY-NC 4.0 (commercial use needs an agreement with BRIA)",
+        ),
+        ModelSpec(
+            "sam",
+            "Segment Anything (ViT-B): cuts out what you click or draw a box around.",
+            _sam_file("sam_vit_b_01ec64.encoder.onnx", "a780f8ba09bceceaa1435724ed354848", 343.0),
+            Preprocess(1024, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0), resize="sam", scale="255"),
+            output="prompted", group="prompted",
+            parts=(_sam_file("sam_vit_b_01ec64.decoder.onnx", "c4218b16ec1cb09889fcd6eb7a42a7c9", 16.0),),
         ),
     ]
 }
+GROUPS = ("general", "people", "anime", "clothes", "matting", "prompted")
 
 
 def list_models() -> list[str]:
@@ -192,11 +282,19 @@ def list_models() -> list[str]:
 
 
 def get_model(name: str) -> ModelSpec:
-    """Look a model up by name or alias; unknown names list the valid ones."""
+    """Look a model up by name or alias, or a person's own file as ``family:path``
+    (``u2net_custom:mine.onnx``, see ``segkit.models.custom``); unknown names list the valid ones."""
     key = str(name).strip()
     if key in MODELS:
         return MODELS[key]
     for spec in MODELS.values():
         if key in spec.aliases:
             return spec
-    raise UnknownModelError(f"unknown model {name!r}; choose one of: {', '.join(list_models())}", subject="model")
+    family, _, path = key.partition(":")
+    if path:
+        from .custom import FAMILIES, custom_model
+
+        if family in FAMILIES:
+            return custom_model(family, path)
+    raise UnknownModelError(f"unknown model {name!r}; choose one of: {', '.join(list_models())}, or your own "
+                            "file as u2net_custom:PATH (dis_custom, ben_custom, birefnet_custom)", subject="model")

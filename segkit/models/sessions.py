@@ -2,7 +2,9 @@
 
 Sessions are built lazily, exactly once per model even when threads race for
 the first one, shared by every later call, and kept in a small LRU so cycling
-through all models cannot exhaust memory. CUDA is used only after proving it
+through all models cannot exhaust memory: at most ``SEGKIT_MAX_SESSIONS`` models,
+and, with ``SEGKIT_SESSION_MEMORY_MB`` set, no more than that many MB of weight
+files together (a 1 GB BiRefNet counts for what it weighs, not as one of three). CUDA is used only after proving it
 works on this host: onnxruntime-gpu advertises CUDA even when its libraries are
 missing, then logs red errors and silently runs on CPU.
 """
@@ -21,9 +23,9 @@ from typing import Callable
 
 import onnxruntime as ort
 
-from ..errors import ModelLoadError
+from ..errors import InvalidInputError, ModelLoadError
 from .registry import ModelSpec
-from .weights import Progress, model_path
+from .weights import Progress, model_path, part_path
 
 log = logging.getLogger("segkit")
 CPU = ["CPUExecutionProvider"]
@@ -99,26 +101,53 @@ def _with_options(provider: str):
     return provider
 
 
-def build_session(path: Path, name: str) -> ort.InferenceSession:
-    """Create one session, falling back to CPU when CUDA was chosen but does not start."""
+def build_session(path: Path, spec: ModelSpec) -> ort.InferenceSession:
+    """Create one session, falling back to CPU when CUDA was chosen but does not start.
+    A person's own file that does not load, or takes the wrong input, is their input error."""
     chosen = list(providers())
     try:
         session = ort.InferenceSession(str(path), _session_options(), providers=[_with_options(p) for p in chosen])
-        if chosen != CPU and "CUDAExecutionProvider" not in session.get_providers():
-            log.warning("model %s: CUDA did not start, running on CPU", name)
-        return session
     except Exception as exc:  # noqa: BLE001 - onnxruntime raises several unrelated types
         reason = str(exc).replace(str(path.parent), "<model cache>")  # no server paths in messages
-        raise ModelLoadError(f"model {name!r}: onnxruntime could not load {path.name}: {reason}"[:500]) from exc
+        if spec.user_file:
+            from .custom import expected
+
+            raise InvalidInputError(f"model {spec.name}: {path.name} is not an ONNX model onnxruntime can load "
+                                    f"({reason[:200]}); expected {expected(spec.name.partition(':')[0])}",
+                                    subject="model") from None
+        raise ModelLoadError(f"model {spec.name!r}: onnxruntime could not load {path.name}: {reason}"[:500]) from exc
+    if chosen != CPU and "CUDAExecutionProvider" not in session.get_providers():
+        log.warning("model %s: CUDA did not start, running on CPU", spec.name)
+    if spec.user_file:
+        from .custom import check_input
+
+        check_input(spec, session.get_inputs()[0].shape)
+    return session
+
+
+def open_model(spec: ModelSpec, path: Path):
+    """What the pipeline runs for ``spec`` and the MB its files weigh: one session, or SAM's pair."""
+    if spec.output == "prompted":
+        from .sam import SamModel
+
+        decoder = part_path(spec, 0)
+        return SamModel(build_session(path, spec), build_session(decoder, spec)), _mb(path) + _mb(decoder)
+    return build_session(path, spec), _mb(path)
+
+
+def _mb(path: Path) -> float:
+    return path.stat().st_size / 1e6
 
 
 class SessionPool:
     """Thread-safe LRU of live sessions, one per model, each built exactly once even
     when threads race for the first one; ``created`` counts the builds per model."""
 
-    def __init__(self, max_live: int | None = None):
+    def __init__(self, max_live: int | None = None, memory_mb: float | None = None):
         self.max_live = max(1, int(max_live or os.getenv("SEGKIT_MAX_SESSIONS", 3)))
+        self.memory_mb = float(memory_mb or os.getenv("SEGKIT_SESSION_MEMORY_MB") or 0) or float("inf")
         self._live: OrderedDict[str, ort.InferenceSession] = OrderedDict()
+        self._weight_mb: dict[str, float] = {}
         self._lock = threading.Lock()
         self._building: dict[str, threading.Lock] = {}
         self.created: Counter[str] = Counter()
@@ -134,14 +163,27 @@ class SessionPool:
             with self._lock:
                 if spec.name in self._live:
                     return self._live[spec.name]
-            session = build_session(locate(spec), spec.name)
+            with self._lock:  # make room first: the new model's weights are about to be in memory too
+                self._evict(self._next_mb(spec), self.max_live - 1)
+            session, weight_mb = open_model(spec, locate(spec))
             with self._lock:
                 self.created[spec.name] += 1
-                self._live[spec.name] = session
-                while len(self._live) > self.max_live:
-                    evicted, _ = self._live.popitem(last=False)
-                    log.info("unloaded model %s (keeping %d live)", evicted, self.max_live)
+                self._live[spec.name], self._weight_mb[spec.name] = session, weight_mb
+                self._evict(0.0, self.max_live)
             return session
+
+    def _next_mb(self, spec: ModelSpec) -> float:
+        return spec.download_mb if not spec.user_file else spec.weights.size_mb
+
+    def _evict(self, incoming_mb: float, keep: int) -> None:
+        """Drop least recently used sessions until at most ``keep`` remain and, with the incoming
+        model's MB, the weights fit the memory budget (the newest session always stays)."""
+        while self._live and (len(self._live) > keep or sum(self._weight_mb.values()) + incoming_mb > self.memory_mb):
+            if not incoming_mb and len(self._live) == 1:
+                break
+            evicted, _ = self._live.popitem(last=False)
+            self._weight_mb.pop(evicted, None)
+            log.info("unloaded model %s (keeping at most %d live, %.0f MB)", evicted, self.max_live, self.memory_mb)
 
     def loaded(self) -> list[str]:
         """Names of the models with a live session, least recently used first."""
@@ -151,6 +193,7 @@ class SessionPool:
     def clear(self) -> None:
         with self._lock:
             self._live.clear()
+            self._weight_mb.clear()
             self.created.clear()
 
 

