@@ -73,6 +73,7 @@ def test_no_downloaded_code_is_executed_or_imported():
     checkpoints only with torch's weights-only loader."""
     sources = {path: path.read_text() for path in (REPO / "segkit").rglob("*.py")}
     sources[REPO / "app.py"] = (REPO / "app.py").read_text()
+    sources.update({path: path.read_text() for path in (REPO / "ui").glob("*.py")})
     banned = re.compile(r"(?<![.\w])(exec|eval|compile|__import__)\s*\(|\brunpy\b|\bimportlib\b|sys\.path|"
                         r"pickle\.loads?\(|\bmarshal\b|subprocess\.[a-z]+\([^)]*shell=True")
     for path, text in sources.items():

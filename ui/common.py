@@ -1,0 +1,58 @@
+"""What every tab shares: the option controls derived from ``segkit.options``, the
+endpoint docs made from the same declarations, and errors worded for a person."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from segkit import options, service
+from segkit.models import catalog
+
+def user_error(exc: Exception) -> gr.Error:
+    """segkit's message for a person (no server paths), shown until closed: it says what to do."""
+    return gr.Error(service.public_message(exc), duration=None, print_exception=False)
+
+
+def per_image_options():
+    """The declared options that get one control each (the background gets three, below)."""
+    return [(f, c) for f, c in options.declared() if options.kind(f) != "background"]
+
+
+BACKGROUND = next(f.name for f, _ in options.declared() if options.kind(f) == "background")
+
+
+def seed_first(controls: dict, extra: dict) -> dict:
+    """Endpoint parameters in a stable order for positional callers: the options declared before
+    the background (the seed's), then ``extra`` (the background controls), then later options."""
+    names = [f.name for f, _ in options.declared()]
+    early = {n: c for n, c in controls.items() if names.index(n) < names.index(BACKGROUND)}
+    return {**early, **extra, **{n: c for n, c in controls.items() if n not in early}}
+
+
+def described(fn):
+    """Append every declared option's help to an endpoint's ``Args:``, for the API page and MCP tools."""
+    lines = [f"        {f.name}: {c.help}; {options.accepted(f.name)}." for f, c in per_image_options()]
+    fn.__doc__ = fn.__doc__.rstrip() + "\n" + "\n".join(lines) + "\n"
+    return fn
+
+
+def model_status(model):
+    """Refresh the dropdown's cached/loaded marks and the status line (device, load state)."""
+    return gr.update(choices=catalog.model_choices()), catalog.status_line(model)
+
+
+def option_control(f, control):
+    """The control for one declared option. It passes the sent value through as it came:
+    ``segkit.Options`` then names the option and what it accepts, where Gradio's own checks
+    would answer an API caller with its generic text."""
+    if control.choices:
+        component = gr.Dropdown(catalog.model_choices(), value=f.default, label=control.label, info=control.help)
+    elif options.kind(f) == "bool":
+        component = gr.Checkbox(f.default, label=control.label, info=control.help)
+    elif options.kind(f) == "prompt":
+        component = gr.Textbox("", label=control.label, info=control.help, placeholder='[{"type": "point", ...}]')
+    else:
+        component = gr.Slider(control.low, control.slider_high or control.high, value=f.default, step=control.step,
+                              label=control.label, info=control.help)
+    component.preprocess = lambda value: value
+    return component
