@@ -115,7 +115,7 @@ def main() -> None:
 
     import segkit
     from segkit import buffers, pipeline
-    from segkit.models.registry import get_model
+    from segkit.models.lookup import get_model
 
     spec = get_model(args.model)
     # the bare run: a plain onnxruntime session with default options on the same file

@@ -28,7 +28,7 @@ from PIL import Image
 
 import segkit
 from segkit import api, pipeline
-from segkit.registry import get_model
+from segkit.models.lookup import get_model
 from segkit.video import probe, segment_video
 from segkit.video.reader import read_frames
 from segkit.video.writer import FORMATS

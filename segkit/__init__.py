@@ -18,7 +18,8 @@ from .batch import preload, process, segment
 from .errors import (InvalidInputError, ModelLoadError, ModelNotAvailableError, SegkitError,
                      UnknownModelError)
 from .io.url import fetch_url
-from .models.registry import ModelSpec, get_model, list_models
+from .models.lookup import get_model, list_models
+from .models.registry import ModelSpec
 from .models.sessions import POOL, device
 from .models.weights import cache_dir, model_path
 from .models.weights import is_cached as _spec_is_cached
@@ -57,4 +58,4 @@ __all__ = [
     "loaded_models", "cache_dir", "Result", "Options", "ModelSpec", "SegkitError", "InvalidInputError",
     "UnknownModelError", "ModelNotAvailableError", "ModelLoadError", "public_message", "fetch_url",
 ]
-__version__ = "0.2.0"
+from ._version import __version__  # noqa: E402 - one place for the version

@@ -15,7 +15,7 @@ from PIL import Image
 from .errors import InvalidInputError, SegkitError
 from .io.decode import describe, is_tensor, split_tensor_batch
 from .models.sessions import session_for
-from .models.registry import get_model
+from .models.lookup import get_model
 from .options import Options, OptionValues
 from .pipeline import Result, segment_one
 

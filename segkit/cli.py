@@ -19,7 +19,7 @@ from .errors import SegkitError
 from .io.decode import IMAGE_SUFFIXES
 from .io.encode import output_name, save_png
 from .models import catalog
-from .models.registry import get_model
+from .models.lookup import get_model
 from .models.weights import is_cached, licence_notice, model_path
 from .options import Options
 from .scale import ray_job

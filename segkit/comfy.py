@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from .batch import process
-from .models.registry import list_models
+from .models.lookup import list_models
 
 
 class ImageSegmentation:

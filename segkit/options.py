@@ -17,7 +17,8 @@ from typing import Any, Callable, Optional, TypedDict, Union
 
 from .errors import InvalidInputError
 from .io.compose import BACKGROUND_KEYWORDS, Background, parse_colour
-from .models.registry import ModelSpec, get_model, list_models
+from .models.lookup import get_model, list_models
+from .models.registry import ModelSpec
 from .models.sam import parse_prompt
 
 Prompt = Optional[tuple[dict, ...]]  # rembg's sam_prompt marks (see segkit.models.sam)

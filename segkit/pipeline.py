@@ -24,7 +24,7 @@ from .io.decode import decode
 from .models.predict import predict
 from .options import Options
 from .pixels.masks import post_process, union
-from .pixels.matting import alpha_matting
+from .pixels.matting import matte
 from .pixels.resize import cutout, read_all
 
 StageFn = Callable[[str], None]
@@ -78,8 +78,8 @@ def _refine(image: Image.Image, mask: np.ndarray, options: Options) -> tuple[Ima
         mask = post_process(mask)
     if options.alpha_matting:
         with _MATTING_TURN:
-            rgba = alpha_matting(read_all(image, rgb=True), mask, options.alpha_matting_foreground_threshold,
-                                 options.alpha_matting_background_threshold, options.alpha_matting_erode_size)
+            rgba = matte(read_all(image, rgb=True), mask, options.alpha_matting_foreground_threshold,
+                         options.alpha_matting_background_threshold, options.alpha_matting_erode_size)
         alpha, cut = rgba[:, :, 3], Image.fromarray(rgba, mode="RGBA")
     else:
         alpha, cut = mask, cutout(image, mask)

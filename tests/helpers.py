@@ -10,7 +10,7 @@ import onnx
 from onnx import TensorProto, helper
 from PIL import Image
 
-from segkit.models.registry import get_model
+from segkit.models.lookup import get_model
 from segkit.models.weights import find_cached
 
 

@@ -9,7 +9,7 @@ from PIL import Image
 
 import segkit
 from segkit.models import predict
-from segkit.models.registry import get_model
+from segkit.models.lookup import get_model
 from helpers import alpha, png_bytes
 
 

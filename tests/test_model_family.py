@@ -10,7 +10,7 @@ import onnx
 import pytest
 
 import segkit
-from segkit.models.registry import get_model
+from segkit.models.lookup import get_model
 from segkit.models.sessions import POOL
 from helpers import brightness_model, cloth_model
 

@@ -16,7 +16,8 @@ import pytest
 import segkit
 from segkit import cli
 from segkit.models import catalog, weights
-from segkit.models.registry import Source, WeightFile, get_model
+from segkit.models.lookup import get_model
+from segkit.models.registry import Source, WeightFile
 from segkit.models.sessions import SessionPool
 from helpers import asymmetric_model
 

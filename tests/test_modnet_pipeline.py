@@ -14,7 +14,7 @@ import segkit
 from segkit.models import weights
 from segkit.models.modnet.network import MODNet
 from segkit.models.predict import input_size
-from segkit.models.registry import get_model
+from segkit.models.lookup import get_model
 from segkit.models.sessions import POOL
 
 CKPT = "modnet_photographic_portrait_matting.ckpt"

@@ -12,7 +12,8 @@ import pytest
 from PIL import Image
 
 import segkit
-from segkit.models.registry import MODELS, get_model
+from segkit.models.lookup import get_model
+from segkit.models.registry import MODELS
 from segkit.models.weights import cache_dir, find_cached
 from helpers import asymmetric_model, sam_decoder, sam_encoder
 

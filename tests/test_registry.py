@@ -5,7 +5,8 @@ import re
 import pytest
 
 import segkit
-from segkit.models.registry import GROUPS, MODELS, get_model
+from segkit.models.lookup import get_model
+from segkit.models.registry import GROUPS, MODELS
 
 SEED = ["u2net", "u2netp", "u2net_human_seg", "u2net_cloth_seg", "silueta", "isnet-general-use",
         "isnetis", "modnet-p", "modnet-w"]

@@ -15,7 +15,7 @@ from segkit.models import catalog
 from segkit.io.compose import compose
 from segkit.io.encode import save_png, unique_names, write_zip
 from segkit.errors import ModelNotAvailableError
-from segkit.models.registry import get_model
+from segkit.models.lookup import get_model
 from helpers import cloth_model, png_bytes
 
 

@@ -7,7 +7,7 @@ import threading
 import segkit
 from segkit.models.sessions import session_for
 from segkit.models.weights import model_path
-from segkit.models.registry import get_model
+from segkit.models.lookup import get_model
 from segkit.models.sessions import POOL, SessionPool
 
 

@@ -14,7 +14,8 @@ import pytest
 
 import segkit
 from segkit.models import weights
-from segkit.models.registry import Source, get_model
+from segkit.models.lookup import get_model
+from segkit.models.registry import Source
 
 U2NETP_MD5 = "8e83ca70e441ab06c318d82300c84806"
 

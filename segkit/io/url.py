@@ -239,7 +239,7 @@ def fetch_url(url: str, *, allow_private: bool = False, max_bytes: int | None = 
     ``SEGKIT_MAX_URL_MB``) is enforced while reading; ``timeout`` seconds cover the whole fetch.
     Every problem raises ``InvalidInputError`` (a ``ValueError``) naming the URL and the reason.
     """
-    from .. import __version__
+    from .._version import __version__
 
     unknown = set(accept) - {"image", "video"}
     if unknown or not accept:

@@ -4,7 +4,8 @@ how big the download is for the rest and under which licence, grouped by purpose
 
 from __future__ import annotations
 
-from .registry import GROUPS, get_model, list_models
+from .lookup import get_model, list_models
+from .registry import GROUPS
 from .sessions import POOL, device
 from .weights import is_cached, licence_notice
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import UnknownModelError
 
 REMBG_RELEASE = "https://github.com/danielgatis/rembg/releases/download/v0.0.0/"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -274,27 +273,3 @@ MODELS: dict[str, ModelSpec] = {
     ]
 }
 GROUPS = ("general", "people", "anime", "clothes", "matting", "prompted")
-
-
-def list_models() -> list[str]:
-    """Model names in registry order (the seed node's order comes first)."""
-    return list(MODELS)
-
-
-def get_model(name: str) -> ModelSpec:
-    """Look a model up by name or alias, or a person's own file as ``family:path``
-    (``u2net_custom:mine.onnx``, see ``segkit.models.custom``); unknown names list the valid ones."""
-    key = str(name).strip()
-    if key in MODELS:
-        return MODELS[key]
-    for spec in MODELS.values():
-        if key in spec.aliases:
-            return spec
-    family, _, path = key.partition(":")
-    if path:
-        from .custom import FAMILIES, custom_model
-
-        if family in FAMILIES:
-            return custom_model(family, path)
-    raise UnknownModelError(f"unknown model {name!r}; choose one of: {', '.join(list_models())}, or your own "
-                            "file as u2net_custom:PATH (dis_custom, ben_custom, birefnet_custom)", subject="model")

@@ -173,4 +173,4 @@ def _estimate_foreground(image, alpha, ys, xs, out, radius=3, coarse_side=256):
 
 
 # what the pipeline uses
-alpha_matting = alpha_matting_fast
+matte = alpha_matting_fast

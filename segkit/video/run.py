@@ -145,12 +145,12 @@ def segment_video(source: str | os.PathLike, target: str | os.PathLike, *,
     smoother = TemporalSmoother(strength) if (strength := strength_of(smooth)) else None
     if background is None and output == "mp4" and not only_mask:
         background = "black"
-    background = Options.of(**options, background=background).background  # bad options fail before any work
+    settings = Options.of(**options, background=background)  # bad options fail before any work
     info = probe(source)
     check_limits(info)
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".{target.stem}.{uuid.uuid4().hex[:8]}.partial{target.suffix}")
-    writer = open_writer(partial, output, info, alpha=background is None and not only_mask)
+    writer = open_writer(partial, output, info, alpha=settings.background is None and not only_mask)
     stages = _Stages(cancel)
     frames, results = queue.Queue(QUEUE_FRAMES), queue.Queue(QUEUE_FRAMES)
     threads = [stages.run("decode", _decode, stages, info, frames),
@@ -164,8 +164,8 @@ def segment_video(source: str | os.PathLike, target: str | os.PathLike, *,
                 mask = Image.fromarray(smoother(result.image, np.asarray(mask)), "L")
                 cutout = cutout.copy()
                 cutout.putalpha(mask)
-            picture = mask if only_mask else compose(cutout, result.image, background,
-                                                     matted=bool(options.get("alpha_matting")))
+            picture = mask if only_mask else compose(cutout, result.image, settings.background,
+                                                     matted=settings.alpha_matting)
             writer.write(frame.pts, picture)
             done += 1
             if progress:
