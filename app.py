@@ -15,7 +15,7 @@ import gradio as gr
 import segkit
 from segkit import options, service
 from segkit.models import catalog
-from ui import photos
+from ui import clicks, photos
 from ui.common import model_status
 
 DEFAULT_MODEL = options.defaults()["model"]
@@ -36,6 +36,8 @@ with gr.Blocks(title="segkit: cut out the subject", delete_cache=(600, 900)) as 
     status = gr.Markdown(catalog.status_line(DEFAULT_MODEL))
     with gr.Tab("Photos"):
         model = photos.build(status)
+    with gr.Tab("Click to select (SAM)"):
+        clicks.build()
     demo.load(model_status, model, [model, status], api_visibility="private")
 
 demo.queue(default_concurrency_limit=QUEUE_CONCURRENCY, max_size=64)

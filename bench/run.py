@@ -76,6 +76,34 @@ def interleaved(contenders: dict, repeat: int) -> dict:
     return {name: (statistics.median(times[name]), peaks[name]) for name in contenders}
 
 
+class SideBySide:
+    """The batch runner segkit dropped, rebuilt from public pieces for the A/B row: two images
+    at once, each network on its own single-threaded session, outputs equal to process()'s."""
+
+    def __init__(self, model: str):
+        import onnxruntime as ort
+
+        import segkit
+        from segkit.models.sessions import _session_options
+
+        self.options = segkit.Options(model=model)
+        path = str(segkit.download(model))
+        self.sessions = []
+        for _ in range(2):
+            options = _session_options()
+            options.intra_op_num_threads = 1
+            self.sessions.append(ort.InferenceSession(path, options, providers=["CPUExecutionProvider"]))
+
+    def __call__(self, photos: list) -> list:
+        from concurrent.futures import ThreadPoolExecutor
+
+        from segkit.pipeline import segment_one
+
+        with ThreadPoolExecutor(2) as workers:
+            return list(workers.map(lambda i: segment_one(photos[i], self.options, self.sessions[i % 2], i),
+                                    range(len(photos))))
+
+
 def cold_start(model: str) -> dict:
     """Import, first session and first request, each tool in a fresh process."""
     code = {
@@ -114,15 +142,16 @@ def main() -> None:
     import rembg
 
     import segkit
-    from segkit import buffers, pipeline
+    from segkit.models import predict
     from segkit.models.lookup import get_model
+    from segkit.models.sessions import providers
 
     spec = get_model(args.model)
     # the bare run: a plain onnxruntime session with default options on the same file
-    session = ort.InferenceSession(str(segkit.download(args.model)), providers=list(segkit.sessions.providers()))
+    session = ort.InferenceSession(str(segkit.download(args.model)), providers=list(providers()))
     feed_name = session.get_inputs()[0].name
     net = segkit.models.sessions.session_for(spec)  # segkit's own session: its options, the network alone
-    rembg_session = rembg.new_session(spec.weights.filename[:-5], providers=list(segkit.sessions.providers()))
+    rembg_session = rembg.new_session(spec.weights.filename[:-5], providers=list(providers()))
     print(f"# segkit {segkit.__version__} vs rembg {rembg.__version__}, model {args.model}, "
           f"device {segkit.device()}, onnxruntime {ort.__version__}, {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} cores, python {platform.python_version()}")
@@ -132,7 +161,7 @@ def main() -> None:
     rows = []
     for mp in args.sizes:
         image = photo(mp)
-        feed = {feed_name: pipeline.model_input(image, spec.preprocess)}
+        feed = {feed_name: predict.model_input(image, spec.preprocess)}
         for matting in (False, True):
             kwargs = dict(alpha_matting=matting)
             contenders = {
@@ -153,15 +182,17 @@ def main() -> None:
                   f"{theirs[0] / bare:.2f}x | {theirs[0] / ours:.1f}x | {got['segkit'][1]:.0f} | {theirs[1]:.0f} |",
                   flush=True)
     photos = [photo(0.5 + 0.25 * (i % 4)) for i in range(args.batch)]
+    side_by_side = SideBySide(args.model)
     got = interleaved({
         "segkit": lambda: segkit.process(photos, model=args.model),
+        "side by side": lambda: side_by_side(photos),
         "rembg": lambda: [rembg.remove(p, session=rembg_session) for p in photos],
     }, args.batch_repeat)
-    print(f"\nbatch of {args.batch} photos (0.5-1.25 MP): segkit {args.batch / got['segkit'][0]:.2f} img/s, "
-          f"rembg {args.batch / got['rembg'][0]:.2f} img/s, ratio {got['rembg'][0] / got['segkit'][0]:.2f}x")
-    print(f"segkit keeps {buffers.idle_bytes() / 2**20:.0f} MB of dropped results' memory for reuse "
-          f"(at most {buffers.IDLE_LIMIT_BYTES >> 20} MB); it is resident before each call, "
-          "so the peak columns leave it out")
+    rate = {name: args.batch / seconds for name, (seconds, _) in got.items()}
+    print(f"\nbatch of {args.batch} photos (0.5-1.25 MP): segkit {rate['segkit']:.2f} img/s, "
+          f"rembg {rate['rembg']:.2f} img/s, ratio {rate['segkit'] / rate['rembg']:.2f}x; "
+          f"two images side by side on single-threaded sessions (A/B, not shipped): "
+          f"{rate['side by side']:.2f} img/s, {rate['side by side'] / rate['segkit']:.2f}x segkit's")
     cold = cold_start(args.model)
     for name, (imp, first_session, first_request) in cold.items():
         print(f"cold start {name}: import {imp:.2f} s, first session {first_session:.2f} s, "

@@ -1,8 +1,10 @@
-"""A real browser: headless Chromium (Debian's) opens the page, uploads a photo,
-presses the button and sees the cutout in the gallery. Saves artifacts/browser.png."""
+"""A real browser: headless Chromium (Debian's) drives the real app as a first-time visitor
+would, at 1400x1000 and at phone size (390x844). Each test names the visitor's problem it
+guards against. Screenshots go to artifacts/."""
 
 import os
 import shutil
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +13,6 @@ import requests
 from PIL import Image
 
 import segkit
-
 from appserver import REPO, AppServer
 from helpers import png_bytes
 
@@ -23,40 +24,236 @@ pytestmark = [
 ]
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
+DESKTOP, PHONE = {"width": 1400, "height": 1000}, {"width": 390, "height": 844}
+ARTIFACTS = REPO / "artifacts"
 
 
 @pytest.fixture(scope="module")
-def server(u2netp_path):
-    app = AppServer()
+def server(u2netp_path, tmp_path_factory):
+    # a model cache holding only u2netp: every other model is "not cached" and, offline, unreachable
+    home = tmp_path_factory.mktemp("home")
+    shutil.copy(u2netp_path, home / "u2netp.onnx")
+    app = AppServer(env={"U2NET_HOME": str(home)})
     yield app
     app.stop()
 
 
-def test_upload_photo_and_see_cutout(server, photos, tmp_path):
-    from playwright.sync_api import expect, sync_playwright
+@pytest.fixture(scope="module")
+def chromium():
+    from playwright.sync_api import sync_playwright
 
-    photo = tmp_path / "cat.png"
-    photo.write_bytes(png_bytes(photos["chelsea"]))
-    artifacts = REPO / "artifacts"
-    artifacts.mkdir(exist_ok=True)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(server.url, wait_until="domcontentloaded")
-        expect(page.get_by_text(f"Device: {segkit.device()}")).to_be_visible(timeout=30_000)
-        page.locator("input[type=file]").first.set_input_files(str(photo))
-        expect(page.get_by_text("cat.png").first).to_be_visible(timeout=30_000)
-        page.get_by_role("button", name="Remove background").click()
-        cutout = page.locator("img[src$='/cat.png']").first
-        expect(cutout).to_be_visible(timeout=120_000)
-        expect(page.get_by_text("cat.png · 451×300").first).to_be_visible(timeout=10_000)
-        expect(page.get_by_role("button", name="Download all (zip)")).to_be_visible(timeout=10_000)
-        page.wait_for_timeout(1000)
-        page.screenshot(path=str(artifacts / "browser.png"), full_page=True)
-        src = cutout.get_attribute("src")
+        yield browser
         browser.close()
-    served = tmp_path / "served.png"
-    served.write_bytes(requests.get(src if src.startswith("http") else server.url + src.lstrip("/"), timeout=30).content)
-    image = Image.open(served)
+
+
+def open_page(chromium, server, viewport=DESKTOP):
+    from playwright.sync_api import expect
+
+    page = chromium.new_page(viewport=viewport)
+    page.goto(server.url, wait_until="domcontentloaded")
+    expect(page.get_by_text(f"Device: {segkit.device()}")).to_be_visible(timeout=30_000)
+    return page
+
+
+@pytest.fixture
+def page(chromium, server):
+    page = open_page(chromium, server)
+    yield page
+    page.close()
+
+
+@pytest.fixture
+def cat(tmp_path, photos):
+    path = tmp_path / "cat.png"
+    path.write_bytes(png_bytes(photos["chelsea"]))
+    return path
+
+
+def upload(page, *paths):
+    page.locator("input[type=file]").first.set_input_files([str(p) for p in paths])
+
+
+def press_and_wait(page, cutouts=1):
+    from playwright.sync_api import expect
+
+    page.get_by_role("button", name="Remove background").click()
+    expect(page.get_by_role("button", name="Remove background")).to_be_enabled(timeout=120_000)
+    if cutouts:
+        expect(page.locator("#notes").get_by_text(f"{cutouts} cutout")).to_be_visible(timeout=10_000)
+
+
+def shot(page, name):
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / name))
+
+
+def test_upload_photo_and_see_cutout(page, cat, server):
+    from playwright.sync_api import expect
+
+    upload(page, cat)
+    expect(page.get_by_text("cat.png").first).to_be_visible(timeout=30_000)
+    press_and_wait(page)
+    cutout = page.locator("#results img[src$='/cat.png']").first
+    expect(cutout).to_be_visible(timeout=10_000)
+    expect(page.get_by_text("cat.png · 451×300").first).to_be_visible(timeout=10_000)
+    expect(page.get_by_role("button", name="Download all (zip)")).to_be_visible(timeout=10_000)
+    shot(page, "browser.png")
+    src = cutout.get_attribute("src")
+    served = requests.get(src if src.startswith("http") else server.url + src.lstrip("/"), timeout=30)
+    image = Image.open(__import__("io").BytesIO(served.content))
     assert image.format == "PNG" and image.mode == "RGBA" and image.size == (451, 300)
     assert 0.05 < (np.asarray(image)[:, :, 3] > 127).mean() < 0.95
+
+
+def file_names(page) -> list[str]:
+    """The names in the photo list (Gradio breaks a name into stem and suffix)."""
+    return [name.replace("\n", "") for name in page.locator(".file-preview .filename").all_inner_texts()]
+
+
+def test_an_example_is_added_once_however_the_tabs_are_visited(page):
+    """1: an example, then a visit to the webcam tab and back, used to add the photo twice."""
+    page.locator("button.gallery-item, .gallery button, [data-testid='dataset'] button").first.click()
+    page.wait_for_timeout(1500)
+    page.get_by_role("tab", name="Webcam / paste").click()
+    page.wait_for_timeout(800)
+    page.get_by_role("tab", name="Upload").click()
+    page.wait_for_timeout(1500)
+    assert file_names(page) == ["astronaut.jpg"]
+    press_and_wait(page)
+    assert page.locator("#results .gallery-item").count() == 1
+
+
+def test_progress_busy_button_and_the_time_waited(page, tmp_path, photos):
+    """2: the bar names the image and the stage, the button says it is busy, the caption says how long."""
+    from playwright.sync_api import expect
+
+    big = tmp_path / "big.png"
+    Image.fromarray(photos["astronaut"]).resize((2400, 2400)).save(big)
+    upload(page, big)
+    page.get_by_label("Alpha matting (finer hair and soft edges)").check()
+    page.get_by_role("button", name="Remove background").click()
+    expect(page.get_by_role("button", name="Working…")).to_be_disabled(timeout=5_000)
+    expect(page.get_by_text("image 1 of 1").first).to_be_visible(timeout=60_000)
+    expect(page.get_by_role("button", name="Remove background")).to_be_enabled(timeout=120_000)
+    waited = page.locator("#notes").inner_text()
+    assert waited.startswith("1 cutout in ") and waited.split()[4] == "s" and float(waited.split()[3]) > 0, waited
+
+
+def test_results_come_first_over_a_checkerboard_on_both_sides(page, cat):
+    """3: the before/after is the main output, above the fold, transparent areas read as such."""
+    upload(page, cat)
+    press_and_wait(page)
+    slider = page.locator("#results .checker").first
+    box = slider.bounding_box()
+    assert box["y"] + box["height"] <= DESKTOP["height"], box
+    backgrounds = slider.locator("img").evaluate_all("els => els.map(e => getComputedStyle(e).backgroundImage)")
+    assert len(backgrounds) == 2 and all("conic-gradient" in b for b in backgrounds), backgrounds
+    shot(page, "desktop-results.png")
+
+
+def test_an_image_background_without_a_picture_says_so(page, cat):
+    """4: "image" with no picture used to return a transparent cutout without a word."""
+    from playwright.sync_api import expect
+
+    upload(page, cat)
+    page.get_by_label("image", exact=True).check()
+    page.get_by_role("button", name="Remove background").click()
+    expect(page.get_by_text("no background picture is uploaded").first).to_be_visible(timeout=30_000)
+
+
+def test_limits_are_shown_first_and_a_big_file_costs_only_itself(page, cat, tmp_path):
+    """5: limits in the label, a too-long list named on upload, a too-big photo skipped with a warning."""
+    from playwright.sync_api import expect
+
+    expect(page.get_by_text("up to 16 photos, 25 MB each").first).to_be_visible()
+    many = []
+    for i in range(17):
+        many.append(tmp_path / f"p{i}.png")
+        many[-1].write_bytes(png_bytes(np.full((8, 8, 3), i * 10, np.uint8)))
+    upload(page, *many)
+    expect(page.get_by_text("17 photos: only 16 at once, remove 1")).to_be_visible(timeout=30_000)
+    huge = tmp_path / "huge.bmp"
+    Image.new("RGB", (3000, 3000), "white").save(huge)  # 27 MB
+    upload(page, huge, cat)
+    expect(page.get_by_text("huge.bmp: 27 MB is over the 25 MB limit per photo").first).to_be_visible(timeout=60_000)
+    press_and_wait(page)
+    assert page.locator("#results .gallery-item").count() == 1
+
+
+def test_on_a_phone_the_button_is_near_and_the_results_come_into_view(chromium, server, cat):
+    """6: the button sat at the bottom and results appeared out of sight."""
+    page = open_page(chromium, server, PHONE)
+    upload(page, cat)
+    page.wait_for_timeout(1000)
+    button = page.get_by_role("button", name="Remove background").bounding_box()
+    assert button["y"] + button["height"] <= PHONE["height"], button
+    press_and_wait(page)
+    page.wait_for_timeout(1500)
+    results = page.locator("#results").bounding_box()
+    assert -5 <= results["y"] < PHONE["height"] / 2, results
+    shot(page, "phone-results.png")
+    page.close()
+
+
+def test_a_model_that_cannot_be_fetched_is_named_briefly_and_marked(page, cat):
+    """7: a short message for the visitor, the mark in the list and the status, no stale results."""
+    from playwright.sync_api import expect
+
+    upload(page, cat)
+    press_and_wait(page)
+    page.get_by_role("combobox", name="Model").click()
+    page.get_by_role("option", name="silueta").click()
+    page.get_by_role("button", name="Remove background").click()
+    message = page.get_by_text("its weights can't be downloaded on this server").first
+    expect(message).to_be_visible(timeout=60_000)
+    assert "Tried:" not in message.inner_text() and "To fix" not in message.inner_text()
+    expect(page.get_by_text("unavailable offline").first).to_be_visible(timeout=30_000)
+    assert page.locator("#results .gallery-item").count() == 0  # the earlier cutout is gone
+
+
+def test_the_model_list_shows_whole_names_and_their_state(page):
+    """8: the dropdown's text was cut and its cached/loaded marks never showed."""
+    field = page.get_by_role("combobox", name="Model")
+    assert field.input_value() == "u2netp · loaded"
+    assert field.evaluate("e => e.scrollWidth <= e.clientWidth")
+    field.click()
+    assert page.get_by_role("option", name="u2net · download 176 MB").count() == 1
+
+
+def test_the_api_page_names_and_describes_every_parameter(server):
+    """9: generic "parameter_35" text, a PDF sample, background_image marked required."""
+    info = requests.get(server.url + "gradio_api/info", timeout=30).json()["named_endpoints"]
+    single, batch = info["/remove_background"], info["/remove_background_batch"]
+    assert single["parameters"][0]["example_input"]["path"].endswith(".png")
+    for endpoint in (single, batch):
+        assert all(not p["label"].startswith("parameter_") for p in endpoint["parameters"])
+        assert endpoint["description"].startswith("Cut the subject out of")
+    assert all(p["parameter_has_default"] for p in batch["parameters"])
+    labels = {p["parameter_name"]: p["label"] for p in single["parameters"]}
+    assert labels["alpha_matting_erode_size"] == "Erode size"
+
+
+def test_names_match_messages_are_plain_and_the_swatch_is_big(page, cat, tmp_path):
+    """10: gallery and zip named files differently; "Pillow" in messages; a tiny colour swatch."""
+    from playwright.sync_api import expect
+
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not really a picture")
+    upload(page, cat, broken)
+    press_and_wait(page)
+    warning = page.locator("#notes").inner_text()
+    assert "broken.png: not an image segkit can read" in warning and "Pillow" not in warning
+    src = page.locator("#results img[src$='/cat.png']").first.get_attribute("src")
+    zip_src = page.get_by_role("button", name="Download all (zip)").locator("xpath=ancestor-or-self::a").first
+    href = zip_src.get_attribute("href") if zip_src.count() else None
+    if href:
+        data = requests.get(href if href.startswith("http") else page.url + href.lstrip("/"), timeout=30).content
+        zipped = tmp_path / "all.zip"
+        zipped.write_bytes(data)
+        assert zipfile.ZipFile(zipped).namelist() == [Path(src).name]
+    page.get_by_label("colour", exact=True).check()
+    swatch = page.locator("#colour input[type=color]")
+    expect(swatch).to_be_visible(timeout=5_000)
+    assert swatch.bounding_box()["width"] >= 100

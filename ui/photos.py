@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import gradio as gr
+from gradio_client import handle_file
 
 import segkit
 from segkit import service
@@ -23,6 +24,7 @@ BACKGROUNDS = ["transparent", "colour", "blurred original", "image"]
 LIMITS = f"up to {service.MAX_BATCH} photos, {service.MAX_FILE_MB:.0f} MB each"
 RUN = "Remove background"
 # on a narrow screen the results sit below the controls: bring them into view once they are there
+SAMPLE_PHOTO = "https://raw.githubusercontent.com/gradio-app/gradio/main/test/test_files/bus.png"
 SHOW_RESULTS = "() => { if (window.innerWidth < 900) document.getElementById('results').scrollIntoView(); }"
 
 
@@ -130,6 +132,11 @@ def check_files(files):
     return "\n".join(f"- ⚠️ {p}" for p in problems)
 
 
+def start_run():
+    """The button shows it is busy, and the last batch's results go: an error then stands alone."""
+    return gr.update(value="Working…", interactive=False), None, None, None, ""
+
+
 def after_run(model, images):
     """Show what the run made available (zip, class masks), refresh the model's marks, free the button.
     Kept out of the batch endpoint so programs get plain values, not UI updates."""
@@ -190,17 +197,20 @@ def build(status: gr.Markdown) -> gr.Dropdown:
     background.change(lambda c: (gr.update(visible=c == "colour"), gr.update(visible=c == "image")),
                       background, [colour, background_image], api_visibility="private")
     model.change(catalog.status_line, model, status, api_visibility="private")
-    busy = run.click(lambda: gr.update(value="Working…", interactive=False), None, run, queue=False,
-                     api_visibility="private")
-    busy.then(remove_background_batch, [files], [gallery, images, zip_button, slider, mask, classes, notes],
-              inputs_kwargs={**seed_first(controls, {"background": background, "colour": colour,
-                                                     "background_image": background_image, "url": url})},
-              api_name="remove_background_batch", show_progress_on=[slider],
-              ).then(after_run, [model, images], [model, status, zip_button, classes, run], api_visibility="private",
-                     ).then(None, js=SHOW_RESULTS)
+    busy = run.click(start_run, None, [run, gallery, slider, mask, notes], queue=False, api_visibility="private")
+    done = busy.then(remove_background_batch, [files], [gallery, images, zip_button, slider, mask, classes, notes],
+                     inputs_kwargs={**seed_first(controls, {"background": background, "colour": colour,
+                                                            "background_image": background_image, "url": url})},
+                     api_name="remove_background_batch", show_progress_on=[slider])
+    # success or not, the button comes back and the model's marks are refreshed (Gradio skips a
+    # plain .then() after an error)
+    done.success(after_run, [model, images], [model, status, zip_button, classes, run], api_visibility="private",
+                 ).then(None, js=SHOW_RESULTS)
+    done.failure(after_run, [model, images], [model, status, zip_button, classes, run], api_visibility="private")
     gallery.select(on_select, images, [slider, mask, classes], api_visibility="private")
     with gr.Column(visible=False):  # the single-image endpoint for programs, on validated components
         api_image = gr.File(label="image", type="filepath", file_types=["image"])
+        api_image.example_inputs = lambda: handle_file(SAMPLE_PHOTO)  # the API page's sample: a photo
         api_options = {f.name: option_control(f, c) for f, c in per_image_options()}
         gr.Button().click(remove_background, [api_image], gr.File(label="Cutout (PNG)"), inputs_kwargs=api_options,
                           api_name="remove_background")

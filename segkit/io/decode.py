@@ -82,7 +82,7 @@ def _open_encoded(data: bytes | str | os.PathLike, label: str) -> Image.Image:
     except IsADirectoryError:
         raise InvalidInputError(f"{label}: is a folder, not an image file") from None
     except (UnidentifiedImageError, ValueError):
-        raise InvalidInputError(f"{label}: not an image Pillow can read (unknown or unsupported format)") from None
+        raise InvalidInputError(f"{label}: not an image segkit can read (use PNG, JPEG, WebP, TIFF, BMP or GIF)") from None
     except Image.DecompressionBombError as exc:
         raise InvalidInputError(f"{label}: refused as a decompression bomb ({exc})") from None
     except OSError as exc:
