@@ -46,7 +46,7 @@ def segment_video(video: str | None = None, request: gr.Request = None, progress
 
     def report(fraction: float, text: str) -> None:
         nonlocal reached
-        reached = text.split(" · ")[0]
+        reached = text.split(" · about")[0]
         progress(fraction, desc=text)
 
     key = request.session_hash if request else ""

@@ -24,7 +24,8 @@ from .run import VideoCancelled, segment_video
 from .writer import FORMATS
 
 PREVIEW_FORMAT = "webm"  # the one format browsers play with its alpha (Chromium)
-TextProgress = Optional[Callable[[float, str], None]]  # (fraction done, "frame 120 of 300 · about 12 s left")
+# (fraction done, "frame 120 of 300 · about 12 s left"; with several formats "frame 4 of 24 · mov, 2 of 3 · ...")
+TextProgress = Optional[Callable[[float, str], None]]
 
 
 @dataclass
@@ -45,12 +46,11 @@ def limits_in_words() -> str:
 
 
 def time_left(done: int, total: int, elapsed: float) -> str:
-    """"frame 120 of 300 · about 12 s left": the rate so far, extrapolated to the frames to go."""
-    text = f"frame {done} of {total}"
-    if done and total > done:
-        seconds = elapsed / done * (total - done)
-        text += f" · about {seconds:.0f} s left" if seconds < 90 else f" · about {seconds / 60:.0f} min left"
-    return text
+    """"about 12 s left": the rate so far, extrapolated to the frames to go ("" before a frame is done)."""
+    if not done or total <= done:
+        return ""
+    seconds = elapsed / done * (total - done)
+    return f"about {seconds:.0f} s left" if seconds < 90 else f"about {seconds / 60:.0f} min left"
 
 
 def fetch_video(url: str, folder: Path) -> Path:
@@ -120,9 +120,10 @@ def serve_video(source: str | os.PathLike | None, url: str = "", *, formats: tup
                 nonlocal frames
                 frames = done
                 overall, whole = index * total + done, len(passes) * total
-                text = time_left(overall, whole, time.perf_counter() - started)
+                stage = f"{fmt}, {index + 1} of {len(passes)}" if len(passes) > 1 else ""
                 if progress:
-                    progress(overall / whole, text if len(passes) == 1 else f"{fmt}: {text}")
+                    eta = time_left(overall, whole, time.perf_counter() - started)
+                    progress(overall / whole, " · ".join(p for p in (f"frame {done} of {total}", stage, eta) if p))
 
             target = folder / f"{path.stem}-cutout.{fmt}"
             made[fmt] = str(segment_video(path, target, background=background, smooth=smooth, fmt=fmt,
