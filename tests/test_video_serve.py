@@ -93,3 +93,9 @@ def test_cut_frame_gives_the_cutout_and_the_rate_line(photos, u2netp_path):
     cutout, line = live.cut_frame(frame, rate, model="u2netp", background="#00ff00")
     assert cutout.mode == "RGB" and " frames/s · u2netp · 128×128" in line
     assert (np.asarray(cutout).reshape(-1, 3) == [0, 255, 0]).all(axis=1).mean() > 0.05
+
+
+def test_big_live_frames_are_shrunk_first(u2netp_path):
+    frame = np.zeros((1440, 1920, 3), np.uint8)
+    cutout, line = live.cut_frame(frame, model="u2netp")
+    assert cutout.size == (live.LONG_SIDE, live.LONG_SIDE * 3 // 4) and line.endswith("640×480")

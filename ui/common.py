@@ -13,6 +13,11 @@ from segkit.models import catalog
 BACKGROUNDS = ["transparent", "colour", "blurred original", "image"]
 
 
+def scroll_into_view(elem_id: str) -> str:
+    """Browser code that brings a column into view on a narrow screen, where results sit below the controls."""
+    return f"() => {{ if (window.innerWidth < 900) document.getElementById('{elem_id}').scrollIntoView(); }}"
+
+
 def user_error(exc: Exception) -> gr.Error:
     """segkit's message for a person (no server paths), shown until closed: it says what to do."""
     return gr.Error(service.public_message(exc), duration=None, print_exception=False)

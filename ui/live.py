@@ -12,6 +12,7 @@ from segkit.video.live import FrameRate, cut_frame, live_model
 from .common import background_controls, background_option, user_error
 
 FRAME_SECONDS = 0.2  # how often the browser sends a frame; the server answers as fast as the model allows
+CAMERA = {"video": {"width": {"ideal": 640}, "height": {"ideal": 480}}}  # what segkit would shrink to anyway
 STREAM_SECONDS = 300  # one stream's turn, so a forgotten tab does not hold the queue
 
 
@@ -32,7 +33,7 @@ def build() -> None:
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=320):
             webcam = gr.Image(label="Webcam", sources=["webcam"], streaming=True, type="numpy", height=360,
-                              elem_id="live-webcam")
+                              elem_id="live-webcam", webcam_options=gr.WebcamOptions(constraints=CAMERA))
             background, colour, picture = background_controls()
             gr.Markdown(f"Model: **{live_model()}**, the best one already on this server; "
                         f"each stream runs up to {STREAM_SECONDS // 60} minutes.")

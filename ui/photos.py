@@ -16,12 +16,11 @@ from segkit import service
 from segkit.models import catalog
 
 from .common import (BACKGROUND, background_controls, background_option, described, model_status,
-                     model_control, option_control, option_controls, per_image_options, seed_first, user_error)
+                     model_control, option_control, option_controls, per_image_options, scroll_into_view, seed_first,
+                     user_error)
 
 LIMITS = f"up to {service.MAX_BATCH} photos, {service.MAX_FILE_MB:.0f} MB each"
 RUN = "Remove background"
-# on a narrow screen the results sit below the controls: bring them into view once they are there
-SHOW_RESULTS = "() => { if (window.innerWidth < 900) document.getElementById('results').scrollIntoView(); }"
 
 
 def example_photos() -> list[str]:
@@ -166,7 +165,7 @@ def build(status: gr.Markdown) -> gr.Dropdown:
                                                      "background_image": background_image, "url": url})},
               api_name="remove_background_batch", show_progress_on=[slider],
               ).then(after_run, [model, images], [model, status, zip_button, classes, run], api_visibility="private",
-                     ).then(None, js=SHOW_RESULTS)
+                     ).then(None, js=scroll_into_view("results"))
     gallery.select(on_select, images, [slider, mask, classes], api_visibility="private")
     with gr.Column(visible=False):  # the single-image endpoint for programs, on validated components
         api_image = gr.File(label="image", type="filepath", file_types=["image"])

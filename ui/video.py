@@ -15,7 +15,7 @@ from segkit.video import FORMATS, LIMITS
 from segkit.video.serve import PREVIEW_FORMAT, Jobs, VideoCancelled, limits_in_words, serve_video
 
 from .common import (BACKGROUND, background_controls, background_option, described, model_control, model_status,
-                     option_controls, seed_first, user_error)
+                     option_controls, scroll_into_view, seed_first, user_error)
 
 # a shared web app takes less than the library does: short clips, full HD at most, no more than one upload
 APP_LIMITS = {"seconds": 60, "pixels": 1920 * 1080, "megabytes": 100}
@@ -85,7 +85,7 @@ def build(status: gr.Markdown) -> gr.Dropdown:
         with gr.Column(scale=2, min_width=320):
             with gr.Tab("Upload"):
                 video = gr.File(label=f"Video ({limits_in_words()})", file_types=["video"], type="filepath",
-                                height=150)
+                                height=150, elem_id="video-upload")
             with gr.Tab("URL"):
                 url = gr.Textbox("", label=f"Video URL ({limits_in_words()}; public addresses only)",
                                  placeholder="https://example.com/clip.mp4")
@@ -99,10 +99,10 @@ def build(status: gr.Markdown) -> gr.Dropdown:
             with gr.Accordion("Options", open=True):
                 controls = option_controls()
                 background, colour, background_image = background_controls()
-        with gr.Column(scale=3, min_width=320):
+        with gr.Column(scale=3, min_width=320, elem_id="video-results"):
             notes = gr.Markdown(elem_id="video-notes")
             preview = gr.Video(label="Cutout (webm)", elem_classes="checker", interactive=False, autoplay=True,
-                               loop=True, height=480)
+                               loop=True, height=480, elem_id="video-preview")
             downloads = gr.File(label="Downloads", file_count="multiple", interactive=False)
     model = model_control(controls)
 
@@ -114,6 +114,7 @@ def build(status: gr.Markdown) -> gr.Dropdown:
                                                      "background": background, "colour": colour,
                                                      "background_image": background_image}),
                  api_name="segment_video", show_progress_on=[preview],
-                 ).then(after_run, model, [run, cancel, model, status], api_visibility="private")
+                 ).then(after_run, model, [run, cancel, model, status], api_visibility="private",
+                        ).then(None, js=scroll_into_view("video-results"))
     cancel.click(cancel_video, None, notes, queue=False, api_name="cancel_video")
     return model
