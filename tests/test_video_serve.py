@@ -62,11 +62,14 @@ def test_cancel_removes_the_request_folder(clip, tmp_path):
     assert not jobs.cancel("visitor")  # the job is over: nothing to cancel
 
 
-def test_no_video_and_bad_format_are_named(tmp_path):
+def test_no_video_bad_format_and_bad_option_are_named(tmp_path):
     with pytest.raises(segkit.InvalidInputError, match="no video given"):
         serve_video(None, "", root=tmp_path)
     with pytest.raises(segkit.InvalidInputError, match="formats: 'gif' is not one of webm, mov, mp4, zip"):
         serve_video(None, "", formats=("gif",), root=tmp_path)
+    with pytest.raises(segkit.InvalidInputError, match="alpha_matting_erode_size: must be a whole number"):
+        serve_video(None, "https://example.com/clip.mp4", root=tmp_path, alpha_matting_erode_size=-1)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_live_model_prefers_modnet_where_cached(monkeypatch):

@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Callable, Iterator, Optional
 from urllib.parse import urlsplit
 
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, ModelNotAvailableError
 from ..io.url import fetch_url
-from ..service import output_dir
+from ..options import Options
+from ..service import for_visitor, output_dir
 from .reader import check_limits, limit, probe
 from .run import VideoCancelled, segment_video
 from .writer import FORMATS
@@ -106,6 +107,7 @@ def serve_video(source: str | os.PathLike | None, url: str = "", *, formats: tup
         raise InvalidInputError(f"formats: {unknown[0]!r} is not one of {', '.join(FORMATS)}", subject="formats")
     if not source and not (url or "").strip():
         raise InvalidInputError("no video given: upload one, or give its URL", subject="video")
+    Options.of(**options, background=background)  # a bad option is named before anything is fetched
     folder = output_dir(root)
     try:
         path = Path(source) if source else fetch_video(url.strip(), folder)
@@ -130,6 +132,9 @@ def serve_video(source: str | os.PathLike | None, url: str = "", *, formats: tup
                                           progress=report, cancel=cancel, **options))
         return ServedVideo(made[PREVIEW_FORMAT], [made[f] for f in passes if f in formats], frames,
                            time.perf_counter() - started)
+    except ModelNotAvailableError as exc:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise for_visitor(exc) from exc
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
