@@ -15,7 +15,7 @@ import gradio as gr
 import segkit
 from segkit import options, service
 from segkit.models import catalog
-from ui import clicks, photos
+from ui import clicks, live, photos, video
 from ui.common import model_status
 
 DEFAULT_MODEL = options.defaults()["model"]
@@ -24,8 +24,8 @@ QUEUE_CONCURRENCY = int(os.getenv("SEGKIT_CONCURRENCY") or (2 if segkit.device()
 # Gradio's own ceiling for one upload; segkit turns files over SEGKIT_MAX_FILE_MB into warnings below it
 UPLOAD_CEILING = os.getenv("SEGKIT_MAX_UPLOAD", f"{4 * service.MAX_FILE_MB:.0f}mb")
 CSS = """
-.checker img { background: repeating-conic-gradient(#d8d8d8 0% 25%, #fff 0% 50%) 50% / 20px 20px !important; }
-#colour input[type=color] { width: 100%; height: 2.5rem; border: 1px solid #888; }
+.checker img, .checker video { background: repeating-conic-gradient(#d8d8d8 0% 25%, #fff 0% 50%) 50% / 20px 20px !important; }
+.colour .dialog-button { width: 100%; height: 2.5rem; border: 1px solid #888; border-radius: 6px; }
 #notes:empty { display: none; }
 .checker .caption-label { white-space: normal; overflow-wrap: anywhere; font-size: 0.75rem; }
 """
@@ -38,6 +38,10 @@ with gr.Blocks(title="segkit: cut out the subject", delete_cache=(600, 900)) as 
         model = photos.build(status)
     with gr.Tab("Click to select (SAM)"):
         clicks.build()
+    with gr.Tab("Video"):
+        video.build(status)
+    with gr.Tab("Live"):
+        live.build()
     demo.load(model_status, model, [model, status], api_visibility="private")
 
 demo.queue(default_concurrency_limit=QUEUE_CONCURRENCY, max_size=64)

@@ -9,7 +9,8 @@ Where each stage lives::
     models/            the registry (models as data), weights (fetch, resume, verify), sessions, tensors in/out,
                        SAM's prompts (sam.py), a person's own ONNX file (custom.py)
     pixels/            full-resolution pixel work: exact resizes, cutout, mask clean-up, matting (numba)
-    video/             clips in, cutout clips out: decode -> the pipeline per frame -> encode, overlapped
+    video/             clips in, cutout clips out: decode -> the pipeline per frame -> encode, overlapped;
+                       the app's video jobs and live webcam frames
     scale/             bulk jobs on Ray
     cli.py, comfy.py, service.py   the doors: command line, ComfyUI node, the web app's backend
 """

@@ -4,9 +4,12 @@ graphs with a model's input and output layout (for models whose weights can't be
 from __future__ import annotations
 
 import io
+import os
+import shutil
 
 import numpy as np
 import onnx
+import pytest
 from onnx import TensorProto, helper
 from PIL import Image
 
@@ -150,3 +153,13 @@ def sam_decoder() -> onnx.ModelProto:
                helper.make_tensor_value_info("iou_predictions", f, [1, 1]),
                helper.make_tensor_value_info("low_res_masks", f, [1, 1, 256, 256])]
     return _model(nodes, "sam_decoder", inputs, outputs, constants)
+
+
+CHROMIUM = os.getenv("SEGKIT_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
+BROWSER = [  # the marks of a test module that drives Chromium
+    pytest.mark.browser,
+    pytest.mark.skipif(not shutil.which(CHROMIUM), reason=f"no Chromium at {CHROMIUM}: install Debian's "
+                       "`chromium` (apt-get install chromium) or set SEGKIT_CHROMIUM; .ci/run installs it"),
+]

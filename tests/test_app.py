@@ -81,7 +81,8 @@ def test_colour_background_gives_an_opaque_image(client, files):
 
 def test_endpoints_take_the_seed_parameters_by_name(client, files):
     api = client.view_api(return_format="dict", print_info=False)
-    assert set(api["named_endpoints"]) == {"/remove_background", "/remove_background_batch"}
+    assert set(api["named_endpoints"]) == {"/remove_background", "/remove_background_batch", "/segment_video",
+                                           "/cancel_video"}
     for name, first in (("/remove_background", "image"), ("/remove_background_batch", "files")):
         names = [p["parameter_name"] for p in api["named_endpoints"][name]["parameters"]]
         assert names[:7] == [first, "model", *SEED_PARAMETERS]

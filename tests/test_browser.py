@@ -2,7 +2,6 @@
 would, at 1400x1000 and at phone size (390x844). Each test names the visitor's problem it
 guards against. Screenshots go to artifacts/."""
 
-import os
 import shutil
 import zipfile
 from pathlib import Path
@@ -14,16 +13,10 @@ from PIL import Image
 
 import segkit
 from appserver import REPO, AppServer
-from helpers import png_bytes
+from helpers import BROWSER, CHROMIUM, CHROMIUM_FLAGS, png_bytes
 
-CHROMIUM = os.getenv("SEGKIT_CHROMIUM", "/usr/bin/chromium")
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not shutil.which(CHROMIUM), reason=f"no Chromium at {CHROMIUM}: install Debian's "
-                       "`chromium` (apt-get install chromium) or set SEGKIT_CHROMIUM; .ci/run installs it"),
-]
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
+pytestmark = BROWSER
+FLAGS = CHROMIUM_FLAGS
 DESKTOP, PHONE = {"width": 1400, "height": 1000}, {"width": 390, "height": 844}
 ARTIFACTS = REPO / "artifacts"
 
@@ -174,6 +167,7 @@ def test_limits_are_shown_first_and_a_big_file_costs_only_itself(page, cat, tmp_
         many[-1].write_bytes(png_bytes(np.full((8, 8, 3), i * 10, np.uint8)))
     upload(page, *many)
     expect(page.get_by_text("17 photos: only 16 at once, remove 1")).to_be_visible(timeout=30_000)
+    page.reload()
     huge = tmp_path / "huge.bmp"
     Image.new("RGB", (3000, 3000), "white").save(huge)  # 27 MB
     upload(page, huge, cat)
@@ -203,7 +197,7 @@ def test_a_model_that_cannot_be_fetched_is_named_briefly_and_marked(page, cat):
 
     upload(page, cat)
     press_and_wait(page)
-    page.get_by_role("combobox", name="Model").click()
+    page.get_by_role("combobox", name="Model").first.click()
     page.get_by_role("option", name="silueta").click()
     page.get_by_role("button", name="Remove background").click()
     message = page.get_by_text("its weights can't be downloaded on this server").first
@@ -215,8 +209,10 @@ def test_a_model_that_cannot_be_fetched_is_named_briefly_and_marked(page, cat):
 
 def test_the_model_list_shows_whole_names_and_their_state(page):
     """8: the dropdown's text was cut and its cached/loaded marks never showed."""
-    field = page.get_by_role("combobox", name="Model")
-    assert field.input_value() == "u2netp · loaded"
+    from playwright.sync_api import expect
+
+    field = page.get_by_role("combobox", name="Model").first
+    expect(field).to_have_value("u2netp · loaded", timeout=10_000)
     assert field.evaluate("e => e.scrollWidth <= e.clientWidth")
     field.click()
     assert page.get_by_role("option", name="u2net · download 176 MB").count() == 1
@@ -254,6 +250,6 @@ def test_names_match_messages_are_plain_and_the_swatch_is_big(page, cat, tmp_pat
         zipped.write_bytes(data)
         assert zipfile.ZipFile(zipped).namelist() == [Path(src).name]
     page.get_by_label("colour", exact=True).check()
-    swatch = page.locator("#colour input[type=color]")
+    swatch = page.locator(".colour .dialog-button:visible")
     expect(swatch).to_be_visible(timeout=5_000)
     assert swatch.bounding_box()["width"] >= 100

@@ -16,22 +16,11 @@ from PIL import Image
 import segkit
 from segkit.cli import main as cli_main
 from segkit.video import VideoCancelled, probe, segment_video
-from segkit.video.reader import _decoded, read_frames
+from segkit.video.reader import read_frames
 from segkit.video.smooth import flicker
-from video_clips import make_clip, photo_frames, write_clip
+from video_clips import decoded_output, make_clip, photo_frames, write_clip
 
 pytestmark = pytest.mark.slow
-
-
-def decoded_output(path):
-    """(frame, upright RGBA pixels) of every frame of an output video, alpha decoded."""
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        frames = []
-        for frame in _decoded(container, stream, path.name):
-            pixels = frame.to_ndarray(format="rgba")
-            frames.append((frame, np.ascontiguousarray(np.rot90(pixels, round(frame.rotation / 90)))))
-        return frames
 
 
 def zip_frames(path) -> list[Image.Image]:

@@ -1,6 +1,6 @@
 """Tiny generated video clips for the video tests and bench: scikit-image's astronaut,
-panned and zoomed by known amounts, written with PyAV, with a sine-wave sound track.
-Nothing is downloaded or committed."""
+panned and zoomed by known amounts, written with PyAV, with a sine-wave sound track; and
+outputs decoded with their alpha. Nothing is downloaded or committed."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from pathlib import Path
 import av
 import numpy as np
 from PIL import Image
+
+from segkit.video.reader import _decoded
 
 SAMPLE_RATE = 44100
 
@@ -75,3 +77,14 @@ def make_clip(path: Path, width: int = 96, height: int = 64, count: int = 12, **
     frames = photo_frames(width, height, count)
     write_clip(path, frames, **write)
     return frames
+
+
+def decoded_output(path):
+    """(frame, upright RGBA pixels) of every frame of an output video, alpha decoded."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        frames = []
+        for frame in _decoded(container, stream, path.name):
+            pixels = frame.to_ndarray(format="rgba")
+            frames.append((frame, np.ascontiguousarray(np.rot90(pixels, round(frame.rotation / 90)))))
+        return frames

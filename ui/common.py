@@ -3,10 +3,20 @@ endpoint docs made from the same declarations, and errors worded for a person.""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import gradio as gr
 
-from segkit import options, service
+from segkit import InvalidInputError, options, service
 from segkit.models import catalog
+
+BACKGROUNDS = ["transparent", "colour", "blurred original", "image"]
+
+
+def scroll_into_view(elem_id: str) -> str:
+    """Browser code that brings a column into view on a narrow screen, where results sit below the controls."""
+    return f"() => {{ if (window.innerWidth < 900) document.getElementById('{elem_id}').scrollIntoView(); }}"
+
 
 def user_error(exc: Exception) -> gr.Error:
     """segkit's message for a person (no server paths), shown until closed: it says what to do."""
@@ -19,6 +29,30 @@ def per_image_options():
 
 
 BACKGROUND = next(f.name for f, _ in options.declared() if options.kind(f) == "background")
+
+
+def background_controls(choices=BACKGROUNDS):
+    """The background radio with its colour picker and picture, each shown only when chosen."""
+    background = gr.Radio(choices, value="transparent", label="Background")
+    background.preprocess = lambda value: value  # background_option names a wrong value
+    colour = gr.ColorPicker(value="#00b140", label="Colour", visible=False, elem_classes="colour")
+    picture = gr.File(label="Background picture", file_types=["image"], type="filepath", visible=False, height=100)
+    background.change(lambda c: (gr.update(visible=c == "colour"), gr.update(visible=c == "image")),
+                      background, [colour, picture], api_visibility="private")
+    return background, colour, picture
+
+
+def background_option(background: str, colour: str | None, picture: str | None):
+    """The three background controls -> the ``background`` option, or a message naming what is missing."""
+    if background not in BACKGROUNDS:
+        raise InvalidInputError(f"background: must be one of {', '.join(BACKGROUNDS)}, got {background!r}")
+    if background == "colour" and not (colour or "").strip():
+        raise InvalidInputError("background is colour, but no colour is chosen: pick one")
+    if background == "image" and not picture:
+        raise InvalidInputError("background is image, but no background picture is uploaded: add one")
+    if background == "image":
+        return Path(picture)
+    return {"colour": colour, "blurred original": "blur"}.get(background, background)
 
 
 def seed_first(controls: dict, extra: dict) -> dict:
@@ -38,7 +72,7 @@ def described(fn):
 
 def model_status(model):
     """Refresh the dropdown's cached/loaded marks and the status line (device, load state)."""
-    return gr.update(choices=catalog.model_choices()), catalog.status_line(model)
+    return gr.update(choices=catalog.model_choices(), value=model), catalog.status_line(model)
 
 
 def option_control(f, control):
@@ -56,3 +90,25 @@ def option_control(f, control):
                               label=control.label, info=control.help)
     component.preprocess = lambda value: value
     return component
+
+
+def option_controls() -> dict:
+    """A control per declared option, in the current layout; refinements (the matting
+    thresholds) show while the option they refine is on."""
+    controls = {}
+    for f, control in per_image_options():
+        if control.shown_with:
+            continue
+        controls[f.name] = option_control(f, control)
+        refinements = [(g, c) for g, c in per_image_options() if c.shown_with == f.name]
+        if refinements:
+            with gr.Group(visible=bool(f.default)) as group:
+                controls.update({g.name: option_control(g, c) for g, c in refinements})
+            controls[f.name].change(lambda on: gr.update(visible=on), controls[f.name], group,
+                                    api_visibility="private")
+    return controls
+
+
+def model_control(controls: dict) -> gr.Dropdown:
+    """The model's dropdown among ``option_controls()``."""
+    return next(controls[f.name] for f, c in per_image_options() if c.choices)

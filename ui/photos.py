@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from pathlib import Path
 
 import gradio as gr
 from gradio_client import handle_file
@@ -17,15 +16,13 @@ import segkit
 from segkit import service
 from segkit.models import catalog
 
-from .common import (BACKGROUND, described, model_status, option_control, per_image_options, seed_first,
+from .common import (BACKGROUND, background_controls, background_option, described, model_status,
+                     model_control, option_control, option_controls, per_image_options, scroll_into_view, seed_first,
                      user_error)
 
-BACKGROUNDS = ["transparent", "colour", "blurred original", "image"]
 LIMITS = f"up to {service.MAX_BATCH} photos, {service.MAX_FILE_MB:.0f} MB each"
 RUN = "Remove background"
-# on a narrow screen the results sit below the controls: bring them into view once they are there
 SAMPLE_PHOTO = "https://raw.githubusercontent.com/gradio-app/gradio/main/test/test_files/bus.png"
-SHOW_RESULTS = "() => { if (window.innerWidth < 900) document.getElementById('results').scrollIntoView(); }"
 
 
 def example_photos() -> list[str]:
@@ -40,19 +37,6 @@ def example_photos() -> list[str]:
         Image.fromarray(getattr(data, name)()).save(path, quality=92)
         paths.append(path)
     return paths
-
-
-def _background(background: str, colour: str | None, background_image: str | None):
-    """The three background controls -> the ``background`` option, or a message naming what is missing."""
-    if background not in BACKGROUNDS:
-        raise segkit.InvalidInputError(f"background: must be one of {', '.join(BACKGROUNDS)}, got {background!r}")
-    if background == "colour" and not (colour or "").strip():
-        raise segkit.InvalidInputError("background is colour, but no colour is chosen: pick one")
-    if background == "image" and not background_image:
-        raise segkit.InvalidInputError("background is image, but no background picture is uploaded: add one")
-    if background == "image":
-        return Path(background_image)
-    return {"colour": colour, "blurred original": "blur"}.get(background, background)
 
 
 @described
@@ -70,7 +54,7 @@ def remove_background_batch(files: list[str] | None = None, progress=gr.Progress
     """
     started = time.perf_counter()
     try:
-        option_values[BACKGROUND] = _background(background, colour, background_image)
+        option_values[BACKGROUND] = background_option(background, colour, background_image)
         segkit.Options.of(**option_values)  # every option checked before any file is read
         inputs, warnings = service.gather_inputs(list(files or []), [url.strip()] if url and url.strip() else [])
         if not inputs and not warnings:
@@ -158,23 +142,9 @@ def build(status: gr.Markdown) -> gr.Dropdown:
                 url = gr.Textbox("", label="Photo URL (http or https, public addresses only)",
                                  placeholder="https://example.com/photo.jpg")
             run = gr.Button(RUN, variant="primary")
-            controls = {}
             with gr.Accordion("Options", open=True):
-                for f, control in per_image_options():
-                    if control.shown_with:
-                        continue
-                    controls[f.name] = option_control(f, control)
-                    refinements = [(g, c) for g, c in per_image_options() if c.shown_with == f.name]
-                    if refinements:  # shown while the option they refine is on
-                        with gr.Group(visible=bool(f.default)) as group:
-                            controls.update({g.name: option_control(g, c) for g, c in refinements})
-                        controls[f.name].change(lambda on: gr.update(visible=on), controls[f.name], group,
-                                                api_visibility="private")
-                background = gr.Radio(BACKGROUNDS, value="transparent", label="Background")
-                background.preprocess = lambda value: value  # _background names a wrong value
-                colour = gr.ColorPicker(value="#00b140", label="Colour", visible=False, elem_id="colour")
-                background_image = gr.File(label="Background picture", file_types=["image"], type="filepath",
-                                           visible=False, height=100)
+                controls = option_controls()
+                background, colour, background_image = background_controls()
             examples = gr.Dataset(components=[gr.Image(visible=False, type="filepath")],
                                   samples=[[p] for p in example_photos()], label="Try a photo (adds it)")
         with gr.Column(scale=3, min_width=320, elem_id="results"):
@@ -187,15 +157,13 @@ def build(status: gr.Markdown) -> gr.Dropdown:
                 mask = gr.Image(label="Mask", type="filepath", format="png")
                 classes = gr.Gallery(label="Garment masks", format="png", columns=3, visible=False)
     images = gr.State([])
-    model = next(controls[f.name] for f, c in per_image_options() if c.choices)
+    model = model_control(controls)
 
     # --- wiring ---------------------------------------------------------------------------------
     shot.change(add_photo, [files, shot], [files, shot], api_visibility="private")
     examples.click(lambda current, sample: add_photo(current, sample[0])[0], [files, examples], files,
                    api_visibility="private")
     files.change(check_files, files, notes, api_visibility="private")
-    background.change(lambda c: (gr.update(visible=c == "colour"), gr.update(visible=c == "image")),
-                      background, [colour, background_image], api_visibility="private")
     model.change(catalog.status_line, model, status, api_visibility="private")
     busy = run.click(start_run, None, [run, gallery, slider, mask, notes], queue=False, api_visibility="private")
     done = busy.then(remove_background_batch, [files], [gallery, images, zip_button, slider, mask, classes, notes],
@@ -205,7 +173,7 @@ def build(status: gr.Markdown) -> gr.Dropdown:
     # success or not, the button comes back and the model's marks are refreshed (Gradio skips a
     # plain .then() after an error)
     done.success(after_run, [model, images], [model, status, zip_button, classes, run], api_visibility="private",
-                 ).then(None, js=SHOW_RESULTS)
+                 ).then(None, js=scroll_into_view("results"))
     done.failure(after_run, [model, images], [model, status, zip_button, classes, run], api_visibility="private")
     gallery.select(on_select, images, [slider, mask, classes], api_visibility="private")
     with gr.Column(visible=False):  # the single-image endpoint for programs, on validated components

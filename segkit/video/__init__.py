@@ -11,6 +11,8 @@ Where each part lives:
     writer.py  one encoder per target suffix (webm, mov, mp4, zip), rotation and sound kept
     smooth.py  the temporal smoother and the flicker measure it is judged by
     cli.py     one video for ``python -m segkit remove``, with a progress bar in frames
+    serve.py   one video for the web app: upload or URL, limits, a file per format, cancel per visitor
+    live.py    webcam frames one at a time: the live model, the cutout, the frame rate
 
 Decoding and encoding use PyAV, whose wheels carry FFmpeg (libvpx, ProRes, x264, AAC, Opus).
 """
