@@ -8,8 +8,13 @@ Where each stage lives::
     io/                decode inputs (files, bytes, arrays, tensors, URLs), backgrounds, PNG/zip output
     models/            the registry (models as data), weights (fetch + verify), sessions, tensors in/out
     pixels/            full-resolution pixel work: exact resizes, cutout, mask clean-up, matting (numba)
+    warmup.py          numba's cache in a folder that survives, filled at setup and at app start
     cli.py, comfy.py, service.py   the doors: command line, ComfyUI node, the web app's backend
 """
+
+from .warmup import use_persistent_cache, warm_up
+
+use_persistent_cache()  # before anything imports numba
 
 from .batch import preload, process, segment
 from .errors import (InvalidInputError, ModelLoadError, ModelNotAvailableError, SegkitError,
@@ -42,6 +47,6 @@ def download(model: str, progress=None):
 __all__ = [
     "segment", "process", "preload", "download", "is_cached", "list_models", "get_model", "device",
     "loaded_models", "cache_dir", "Result", "Options", "ModelSpec", "SegkitError", "InvalidInputError",
-    "UnknownModelError", "ModelNotAvailableError", "ModelLoadError", "public_message", "fetch_url",
+    "UnknownModelError", "ModelNotAvailableError", "ModelLoadError", "public_message", "fetch_url", "warm_up",
 ]
 __version__ = "0.2.0"
