@@ -11,6 +11,7 @@ $(VENV)/.installed: requirements.txt requirements-test.txt requirements-ray.txt
 
 setup: $(VENV)/.installed
 	$(PY) -m segkit download u2netp
+	$(PY) -m segkit warm-up
 
 app: setup
 	$(PY) app.py $(ARGS)

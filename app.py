@@ -67,6 +67,7 @@ def main(argv=None) -> None:
             segkit.get_model(name)
         except segkit.UnknownModelError as exc:
             parser.error(str(exc))
+    segkit.warm_up(background=True)  # numba kernels (matting's too) load or compile while the app starts
     for name in names:
         try:
             segkit.preload(name)

@@ -8,7 +8,8 @@ that input, so its pipeline's cost reads apart from its session options. Each
 call starts after a short pause: onnxruntime's idle threads spin after a run
 and would otherwise slow whichever contender comes next. Peak memory is each
 call's resident high-water mark above the level before it (Linux: VmHWM reset
-through /proc/self/clear_refs).
+through /proc/self/clear_refs). Then a batch, and the cold-start table of
+bench/cold_start.py (fresh processes on an empty and on a setup-warmed numba cache).
 
     .venv/bin/python -m bench.run [--model u2netp] [--sizes 0.5 4.6 12] [--repeat 7]
 """
@@ -20,8 +21,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -104,27 +103,6 @@ class SideBySide:
                                     range(len(photos))))
 
 
-def cold_start(model: str) -> dict:
-    """Import, first session and first request, each tool in a fresh process."""
-    code = {
-        "segkit": ("import time; t=time.perf_counter(); import segkit; a=time.perf_counter();"
-                   f"segkit.preload({model!r}); b=time.perf_counter();"
-                   "from skimage import data; img=data.astronaut(); c=time.perf_counter();"
-                   f"segkit.segment(img, model={model!r}); d=time.perf_counter();"
-                   "print(a-t, b-a, d-c)"),
-        "rembg": ("import time; t=time.perf_counter(); import rembg; a=time.perf_counter();"
-                  f"s=rembg.new_session({model!r}, providers=['CPUExecutionProvider']); b=time.perf_counter();"
-                  "from skimage import data; from PIL import Image; img=Image.fromarray(data.astronaut());"
-                  "c=time.perf_counter(); rembg.remove(img, session=s); d=time.perf_counter();"
-                  "print(a-t, b-a, d-c)"),
-    }
-    out = {}
-    for name, source in code.items():
-        run = subprocess.run([sys.executable, "-c", source], capture_output=True, text=True, timeout=600)
-        out[name] = [float(v) for v in run.stdout.split()[-3:]] if run.returncode == 0 else [float("nan")] * 3
-    return out
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="u2netp")
@@ -142,16 +120,18 @@ def main() -> None:
     import rembg
 
     import segkit
-    from segkit.models import predict
+    from segkit.models import sessions
+    from segkit.models.predict import model_input
     from segkit.models.lookup import get_model
-    from segkit.models.sessions import providers
+
+    from .cold_start import cold_start, print_table
 
     spec = get_model(args.model)
     # the bare run: a plain onnxruntime session with default options on the same file
-    session = ort.InferenceSession(str(segkit.download(args.model)), providers=list(providers()))
+    session = ort.InferenceSession(str(segkit.download(args.model)), providers=list(sessions.providers()))
     feed_name = session.get_inputs()[0].name
-    net = segkit.models.sessions.session_for(spec)  # segkit's own session: its options, the network alone
-    rembg_session = rembg.new_session(spec.weights.filename[:-5], providers=list(providers()))
+    net = sessions.session_for(spec)  # segkit's own session: its options, the network alone
+    rembg_session = rembg.new_session(spec.weights.filename[:-5], providers=list(sessions.providers()))
     print(f"# segkit {segkit.__version__} vs rembg {rembg.__version__}, model {args.model}, "
           f"device {segkit.device()}, onnxruntime {ort.__version__}, {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} cores, python {platform.python_version()}")
@@ -161,7 +141,7 @@ def main() -> None:
     rows = []
     for mp in args.sizes:
         image = photo(mp)
-        feed = {feed_name: predict.model_input(image, spec.preprocess)}
+        feed = {feed_name: model_input(image, spec.preprocess)}
         for matting in (False, True):
             kwargs = dict(alpha_matting=matting)
             contenders = {
@@ -194,9 +174,7 @@ def main() -> None:
           f"two images side by side on single-threaded sessions (A/B, not shipped): "
           f"{rate['side by side']:.2f} img/s, {rate['side by side'] / rate['segkit']:.2f}x segkit's")
     cold = cold_start(args.model)
-    for name, (imp, first_session, first_request) in cold.items():
-        print(f"cold start {name}: import {imp:.2f} s, first session {first_session:.2f} s, "
-              f"first request {first_request:.2f} s")
+    print_table(cold, args.model, 4.6)
     if args.json:
         Path(args.json).write_text(json.dumps(dict(rows=rows, batch=got, cold=cold), indent=1))
 

@@ -12,8 +12,13 @@ Where each stage lives::
     video/             clips in, cutout clips out: decode -> the pipeline per frame -> encode, overlapped;
                        the app's video jobs and live webcam frames
     scale/             bulk jobs on Ray
+    warmup.py          numba's cache in a folder that survives, filled at setup and at app start
     cli.py, comfy.py, service.py   the doors: command line, ComfyUI node, the web app's backend
 """
+
+from .warmup import use_persistent_cache, warm_up
+
+use_persistent_cache()  # before anything imports numba
 
 from .batch import preload, process, segment
 from .errors import (InvalidInputError, ModelLoadError, ModelNotAvailableError, SegkitError,
@@ -55,8 +60,9 @@ def download(model: str, progress=None):
 
 
 __all__ = [
-    "segment", "segment_video", "probe", "check_limits", "process", "preload", "download", "is_cached", "list_models", "get_model", "device",
+    "segment", "segment_video", "probe", "check_limits", "process", "preload", "download", "is_cached",
+    "list_models", "get_model", "device",
     "loaded_models", "cache_dir", "Result", "Options", "ModelSpec", "SegkitError", "InvalidInputError",
-    "UnknownModelError", "ModelNotAvailableError", "ModelLoadError", "public_message", "fetch_url",
+    "UnknownModelError", "ModelNotAvailableError", "ModelLoadError", "public_message", "fetch_url", "warm_up",
 ]
 from ._version import __version__  # noqa: E402 - one place for the version

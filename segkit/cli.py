@@ -1,4 +1,4 @@
-"""Command line: ``python -m segkit remove|download|models``.
+"""Command line: ``python -m segkit remove|download|models|warm-up``.
 
 ``remove`` takes files and folders, writes PNG cutouts, shows a progress bar and
 keeps going past bad files: each gets a one-line reason and the exit code is 1.
@@ -14,6 +14,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from . import options as declared_options
+from . import warmup
 from .batch import preload, process
 from .errors import SegkitError
 from .io.decode import IMAGE_SUFFIXES
@@ -189,6 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_argument("models", nargs="*", help="model names (default: u2netp)")
     download.set_defaults(run=_download)
     commands.add_parser("models", help="list models and whether they are cached").set_defaults(run=_models)
+    commands.add_parser("warm-up", help="compile the pixel kernels into numba's cache (make setup runs it)"
+                        ).set_defaults(run=warmup.command)
     return parser
 
 

@@ -92,8 +92,11 @@ def solve(indptr, indices, data, b, starts, ends, kid_ptr, kids, threads=None, b
 
     offsets, factors = rows_for(~in_task if recompute else np.ones(nodes, np.bool_))
     system = (indptr, indices, data, b, starts, ends, kid_ptr, kids, border_ptr, border_idx)
-    no_skip, no_fronts = np.zeros(nodes, np.bool_), List.empty_list(nb.types.float64[:, ::1])
-    no_ranks = np.zeros(0, np.int64)
+    # each subtree's last front (Schur complement) is handed to its ancestors in one flat
+    # buffer, not a numba typed List: building one from Python compiles code in every process
+    handover_ptr = np.concatenate([[0], np.cumsum((width[tasks] + 1) ** 2)]).astype(np.int64)
+    handover, ranks = np.empty(handover_ptr[-1] if len(tasks) > 1 else 0), nv[tasks].astype(np.int64)
+    no_skip = np.zeros(nodes, np.bool_)
     x = np.zeros(len(b))
 
     def single_blas(function, *args):
@@ -104,28 +107,25 @@ def solve(indptr, indices, data, b, starts, ends, kid_ptr, kids, threads=None, b
             if _SET_BLAS_THREADS:
                 _SET_BLAS_THREADS(previous)
 
-    def subtree(k, rows, out):
-        return single_blas(_factor, *system, rows, out, first[k], k, no_skip, external, no_fronts, no_ranks, *BLAS)
+    def subtree(k, rows, out, keep=-1):
+        return single_blas(_factor, *system, rows, out, first[k], k, no_skip, external, handover, handover_ptr,
+                           ranks, keep, *BLAS)
 
     def redo(k):  # factor one subtree again, keeping its rows, and back-substitute it
         rows, out = rows_for((np.arange(nodes) >= first[k]) & (np.arange(nodes) <= k))
-        ok = subtree(k, rows, out)[0]
+        ok = subtree(k, rows, out)
         _back_substitute(starts, ends, border_ptr, border_idx, rows, out, x, first[k], k)
         return ok
 
     if tasks == [nodes - 1]:
-        if not subtree(nodes - 1, offsets, factors)[0]:
+        if not subtree(nodes - 1, offsets, factors):
             return None
         return _back_substitute(starts, ends, border_ptr, border_idx, offsets, factors, x, 0, nodes - 1)
     with ThreadPoolExecutor(threads) as pool:
-        done = list(pool.map(lambda k: subtree(k, offsets, factors), tasks))
-        fronts = List.empty_list(nb.types.float64[:, ::1])
-        for _, front, _ in done:
-            fronts.append(front)
-        ranks = np.array([rank for _, _, rank in done], np.int64)
-        ok = all(d[0] for d in done) and single_blas(
-            _factor, *system, offsets, factors, 0, nodes - 1, in_task, external, fronts, ranks, *BLAS)[0]
-        del done, fronts
+        ok = all(pool.map(lambda i: subtree(tasks[i], offsets, factors, keep=i), range(len(tasks))))
+        ok = ok and single_blas(_factor, *system, offsets, factors, 0, nodes - 1, in_task, external, handover,
+                                handover_ptr, ranks, -1, *BLAS)
+        handover = np.empty(0)  # the fronts are assembled: free them before the back substitution
         if not ok:
             return None
         _back_substitute(starts, ends, border_ptr, border_idx, offsets, factors, x, 0, nodes - 1)
@@ -328,15 +328,16 @@ def _symbolic(indptr, indices, starts, ends, kid_ptr, kids):
 
 @nb.njit(cache=True, nogil=True)
 def _factor(indptr, indices, data, b, starts, ends, kid_ptr, kids, border_ptr, border_idx, offsets, factors,
-            first, last, skip, external, fronts, ranks, potrf, trsm, syrk):
+            first, last, skip, external, handover, handover_ptr, ranks, keep, potrf, trsm, syrk):
     """Multifrontal Cholesky of nodes first..last (postorder): each node
     assembles a dense front from A and its children's Schur complements,
     eliminates its own variables with LAPACK/BLAS (its front rows go to
     factors[offsets[k]:], unless that is -1) and passes its Schur complement up. The right-hand side rides
     along as the front's last column, so this is also the forward solve.
-    Skipped nodes were done elsewhere; a skipped node k with external[k] >= 0
-    hands over fronts[external[k]] with ranks[external[k]] eliminated rows.
-    Returns (positive definite, last front, its eliminated rows)."""
+    Skipped nodes were done elsewhere; a skipped node k with external[k] = i >= 0
+    hands over the front in handover[handover_ptr[i]:handover_ptr[i + 1]] with
+    ranks[i] eliminated rows. With keep = i >= 0, the last front is stored there.
+    Returns whether the matrix was positive definite."""
     local = np.zeros(b.shape[0], np.int64)
     chars = np.array([ord("L"), ord("R"), ord("T"), ord("N")], np.uint8)
     scalars = np.array([1.0, -1.0])
@@ -346,9 +347,11 @@ def _factor(indptr, indices, data, b, starts, ends, kid_ptr, kids, border_ptr, b
     nv = 0
     for k in range(first, last + 1):
         if skip[k]:
-            if external[k] >= 0:
-                pending.append(fronts[external[k]])
-                ranks_pending.append(ranks[external[k]])
+            i = external[k]
+            if i >= 0:
+                d = ends[k] - starts[k] + border_ptr[k + 1] - border_ptr[k] + 1
+                pending.append(handover[handover_ptr[i]:handover_ptr[i + 1]].reshape(d, d))
+                ranks_pending.append(ranks[i])
             continue
         s, e = starts[k], ends[k]
         nv = e - s
@@ -384,7 +387,7 @@ def _factor(indptr, indices, data, b, starts, ends, kid_ptr, kids, border_ptr, b
             ints[0], ints[1], ints[2] = nv, f + 1, m + 1
             potrf(chars[0:].ctypes, ints[0:].ctypes, front.ctypes, ints[1:].ctypes, ints[3:].ctypes)
             if ints[3] != 0:
-                return False, front, nv
+                return False
             right = front[:, nv:]
             trsm(chars[1:].ctypes, chars[0:].ctypes, chars[2:].ctypes, chars[3:].ctypes, ints[2:].ctypes,
                  ints[0:].ctypes, scalars[0:].ctypes, front.ctypes, ints[1:].ctypes, right.ctypes, ints[1:].ctypes)
@@ -395,7 +398,9 @@ def _factor(indptr, indices, data, b, starts, ends, kid_ptr, kids, border_ptr, b
                 factors[offsets[k]:offsets[k] + nv * (f + 1)] = front[:nv].ravel()
         pending.append(front)
         ranks_pending.append(nv)
-    return True, front, nv
+    if keep >= 0:
+        handover[handover_ptr[keep]:handover_ptr[keep + 1]] = front.ravel()
+    return True
 
 
 @nb.njit(cache=True, nogil=True)
@@ -473,11 +478,13 @@ def fb_level(image, alpha, rows, cols, coarse_fg, coarse_bg, ay, ax, ry, rx,
         fg[y, x] = coarse_fg[cy, cx]
         bg[y, x] = coarse_bg[cy, cx]
     b = np.empty((2, 3), np.float32)
+    regularization, gradient_weight = np.float32(regularization), np.float32(gradient_weight)
+    # pymatting's number types, step for step: a1, a01, a11 and the solve in float64
     for _ in range(iterations):
         for p in range(ay.shape[0]):
             y, x = ay[p], ax[p]
             a0 = alpha[rows[y], cols[x]]
-            a1 = np.float32(1.0) - a0
+            a1 = 1.0 - a0
             a00, a01, a11 = a0 * a0, a0 * a1, a1 * a1
             for c in range(3):
                 value = np.float32(image[rows[y], cols[x], c] / 255.0)
@@ -492,10 +499,33 @@ def fb_level(image, alpha, rows, cols, coarse_fg, coarse_bg, ay, ax, ry, rx,
                 for c in range(3):
                     b[0, c] += da * fg[y2, x2, c]
                     b[1, c] += da * bg[y2, x2, c]
-            inv_det = np.float32(1.0) / (a00 * a11 - a01 * a01)
+            inv_det = 1.0 / (a00 * a11 - a01 * a01)
+            b00, b01, b11 = inv_det * a11, inv_det * -a01, inv_det * a00
             for c in range(3):
-                fg[y, x, c] = min(max(inv_det * (a11 * b[0, c] - a01 * b[1, c]), 0.0), 1.0)
-                bg[y, x, c] = min(max(inv_det * (a00 * b[1, c] - a01 * b[0, c]), 0.0), 1.0)
+                fg[y, x, c] = max(0.0, min(1.0, b00 * b[0, c] + b01 * b[1, c]))
+                bg[y, x, c] = max(0.0, min(1.0, b01 * b[0, c] + b11 * b[1, c]))
+    return fg, bg
+
+
+@nb.njit(cache=True, nogil=True)
+def mean_colours(image, alpha, rows, cols):
+    """estimate_foreground_ml's start: the mean colour where alpha > 0.9 and
+    where alpha < 0.1, as 1x1 images, summed in its order and precision."""
+    fg, bg = np.zeros((1, 1, 3), np.float32), np.zeros((1, 1, 3), np.float32)
+    fg_count = bg_count = 0
+    for y in rows:
+        for x in cols:
+            a = alpha[y, x]
+            for c in range(3):
+                value = np.float32(image[y, x, c] / 255.0)
+                if a > 0.9:
+                    fg[0, 0, c] += value
+                if a < 0.1:
+                    bg[0, 0, c] += value
+            fg_count += a > 0.9
+            bg_count += a < 0.1
+    fg /= fg_count + 1e-5
+    bg /= bg_count + 1e-5
     return fg, bg
 
 

@@ -18,10 +18,7 @@ an empty band alpha = mask (as rembg), not alpha = trimap.
 
 import threading
 
-import numba
 import numpy as np
-from pymatting.alpha.estimate_alpha_cf import estimate_alpha_cf
-from pymatting.foreground.estimate_foreground_ml import estimate_foreground_ml
 from scipy import ndimage, sparse
 from scipy.sparse.linalg import spsolve
 
@@ -30,8 +27,9 @@ from . import _matting_kernels as kernels
 EPSILON = 1e-7  # pymatting's cf_laplacian default, which rembg uses
 # pymatting's kernels are numba ``parallel=True``. Where neither OpenMP nor TBB is
 # installed, numba falls back to its workqueue layer, which aborts the whole process
-# when two threads enter parallel kernels at once; batches matte two images side by
-# side, so pymatting calls take turns.
+# when two threads enter parallel kernels at once, so the reference's calls take turns.
+# The fast path never imports pymatting: importing it compiles every one of its
+# kernels, a minute on an empty numba cache.
 _PYMATTING = threading.Lock()
 # Above this many bytes of Cholesky factor per image pixel (wide unknown regions),
 # the solver recomputes instead of keeping it: rembg peaks at ~500 bytes per pixel.
@@ -62,6 +60,9 @@ def make_trimap(mask, foreground_threshold, background_threshold, erode_size):
 def alpha_matting_reference(image, mask, foreground_threshold, background_threshold, erode_size):
     """rembg's alpha_matting_cutout, whole-image pymatting and all, including
     remove()'s fallback on ValueError. Slow; kept to check the fast one."""
+    from pymatting.alpha.estimate_alpha_cf import estimate_alpha_cf
+    from pymatting.foreground.estimate_foreground_ml import estimate_foreground_ml
+
     image, mask = _check(image, mask)
     trimap = make_trimap(mask, foreground_threshold, background_threshold, erode_size)
     normalized = image / 255.0
@@ -156,21 +157,37 @@ def _estimate_foreground(image, alpha, ys, xs, out, radius=3, coarse_side=256):
         rows, cols = np.arange(h) * height // h, np.arange(w) * width // w
         ay, ax, ry, rx = kernels.neighbourhood(ys * h // height, xs * w // width, radius, h, w)
         if level == top:
-            # its parallel resizes cost 20x more than the work when a core is busy
-            threads = numba.get_num_threads()
-            numba.set_num_threads(1)
-            try:
-                with _PYMATTING:
-                    fg, bg = estimate_foreground_ml(image[np.ix_(rows, cols)] / 255.0, alpha[np.ix_(rows, cols)],
-                                                    return_background=True)
-            except ZeroDivisionError:  # pymatting fails on single pixels: keep the composed colours
+            if max(h, w) < 2:  # pymatting fails on single pixels: keep the composed colours
                 return
-            finally:
-                numba.set_num_threads(threads)
+            fg, bg = _foreground_ml(image, alpha, rows, cols)
             continue
         fg, bg = kernels.fb_level(image, alpha, rows, cols, fg, bg, ay, ax, ry, rx, 2, 1e-5, 1.0)
     out[ay, ax, :3] = np.clip(fg[ay, ax] * 255, 0, 255).astype(np.uint8)
 
 
+def _foreground_ml(image, alpha, rows, cols, small_size=32):
+    """pymatting's estimate_foreground_ml (its defaults, return_background=True)
+    on the image sampled at (rows, cols): its pyramid from 1x1 up, every pixel
+    at every level, through the same per-level kernel as the finer levels."""
+    h0, w0 = len(rows), len(cols)
+    fg, bg = kernels.mean_colours(image, alpha, rows, cols)
+    levels = int(np.ceil(np.log2(max(w0, h0))))
+    for i in range(levels + 1):
+        h, w = round(h0 ** (i / levels)), round(w0 ** (i / levels))
+        ay, ax = (a.ravel() for a in np.mgrid[0:h, 0:w])
+        fg, bg = kernels.fb_level(image, alpha, rows[np.arange(h) * h0 // h], cols[np.arange(w) * w0 // w],
+                                  fg, bg, ay, ax, ay, ax, 10 if max(h, w) <= small_size else 2, 1e-5, 1.0)
+    return fg, bg
+
+
 # what the pipeline uses
 matte = alpha_matting_fast
+
+
+def warm_up() -> None:
+    """Compile (or load from numba's cache) the matting kernels for the array types requests pass them:
+    a small disc whose soft edge is wide enough for a solve split over threads."""
+    yy, xx = np.mgrid[0:64, 0:80]
+    image = np.dstack([yy * 4, xx * 3, (yy + xx) * 2]).astype(np.uint8)
+    mask = np.clip((24 - np.hypot(yy - 32, xx - 40)) * 20 + 128, 0, 255).astype(np.uint8)
+    alpha_matting_fast(image, mask, 240, 10, 1)

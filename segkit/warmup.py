@@ -1,0 +1,88 @@
+"""Compile ahead, so that no request waits for numba.
+
+segkit's pixel kernels are numba functions compiled on first use. Their
+machine code is cached on disk, so a process only pays for compiling when the
+cache is empty. Three things keep it full:
+
+* the cache lives in one folder that survives restarts and that segkit can
+  write even when the package itself is read-only (numba's default is
+  ``__pycache__`` next to the source): ``$NUMBA_CACHE_DIR`` if set, else
+  ``$SEGKIT_CACHE/numba``, else ``$XDG_CACHE_HOME/segkit/numba``
+  (``~/.cache/segkit/numba``). numba reads this when it is imported, so
+  ``segkit/__init__.py`` calls :func:`use_persistent_cache` first of all;
+* ``python -m segkit warm-up`` (run by ``make setup``) fills it;
+* ``warm_up(background=True)`` at app start loads it, or compiles where it
+  is empty (a Space after a restart), while the app already serves.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Optional
+
+
+def _writable(folder: Path) -> bool:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=folder).close()  # numba's own test of a cache folder
+        return True
+    except OSError:
+        return False
+
+
+def numba_cache_dir() -> Optional[Path]:
+    """The folder segkit gives numba for its cache, or None to leave numba's default."""
+    if os.getenv("NUMBA_CACHE_DIR"):
+        return Path(os.environ["NUMBA_CACHE_DIR"])
+    candidates = [Path(os.environ["SEGKIT_CACHE"]) / "numba"] if os.getenv("SEGKIT_CACHE") else []
+    candidates.append(Path(os.getenv("XDG_CACHE_HOME") or Path.home() / ".cache") / "segkit" / "numba")
+    return next((folder for folder in candidates if _writable(folder)), None)
+
+
+def use_persistent_cache() -> None:
+    """Point numba's cache at :func:`numba_cache_dir` unless the caller chose one."""
+    if os.getenv("NUMBA_CACHE_DIR"):
+        return
+    folder = numba_cache_dir()
+    if folder is None:
+        return
+    os.environ["NUMBA_CACHE_DIR"] = str(folder)
+    if "numba" in sys.modules:  # imported before segkit: read the setting again
+        from numba.core import config
+
+        config.reload_config()
+
+
+def warm_up(background: bool = False) -> Optional[threading.Thread]:
+    """Compile (or load from the cache) every kernel for the array types requests pass.
+
+    With ``background`` it runs in a daemon thread, returned; a request that
+    needs a kernel meanwhile waits only for that kernel's compilation.
+    """
+    if not background:
+        _compile_all()
+        return None
+    thread = threading.Thread(target=_compile_all, name="segkit-warm-up", daemon=True)
+    thread.start()
+    return thread
+
+
+def _compile_all() -> None:
+    from .pixels import matting, resize
+
+    resize.warm_up()
+    matting.warm_up()
+
+
+def command(_args=None) -> int:
+    """``python -m segkit warm-up``: fill the cache now (``make setup`` runs it) and say where it is."""
+    start = time.perf_counter()
+    warm_up()
+    folder = os.getenv("NUMBA_CACHE_DIR") or "numba's default (__pycache__ next to the source)"
+    print(f"pixel kernels compiled into {folder} in {time.perf_counter() - start:.1f} s")
+    return 0

@@ -1,0 +1,68 @@
+"""segkit.warmup: numba's cache goes to a folder segkit can write, and the warm-up
+compiles every kernel signature that requests use, so no request compiles."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run(code, **env):
+    environ = {k: v for k, v in os.environ.items() if k not in ("NUMBA_CACHE_DIR", "SEGKIT_CACHE")}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, cwd=ROOT,
+                          env={**environ, **env})
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout.strip().splitlines()[-1]
+
+
+CACHE_DIR = "import segkit, numba.core.config as c; print(c.CACHE_DIR)"
+
+
+def test_cache_folder_choice(tmp_path):
+    assert run(CACHE_DIR, SEGKIT_CACHE=str(tmp_path)) == str(tmp_path / "numba")
+    assert run(CACHE_DIR, NUMBA_CACHE_DIR=str(tmp_path / "mine"), SEGKIT_CACHE=str(tmp_path)) == str(tmp_path / "mine")
+    # a folder segkit cannot write (here: below a file) falls back to the user's cache folder
+    (tmp_path / "file").write_text("")
+    got = run(CACHE_DIR, SEGKIT_CACHE=str(tmp_path / "file"), XDG_CACHE_HOME=str(tmp_path / "xdg"))
+    assert got == str(tmp_path / "xdg" / "segkit" / "numba")
+
+
+def test_numba_imported_before_segkit_still_uses_the_folder(tmp_path):
+    assert run("import numba; " + CACHE_DIR, SEGKIT_CACHE=str(tmp_path)) == str(tmp_path / "numba")
+
+
+@pytest.mark.slow  # compiles every kernel into an empty folder
+def test_warm_up_cli_fills_the_folder(tmp_path):
+    run("from segkit.cli import main; main(['warm-up'])", SEGKIT_CACHE=str(tmp_path))
+    assert list((tmp_path / "numba").rglob("*.nbi"))
+
+
+COVERAGE = """
+import json, gc
+import numpy as np
+from PIL import Image
+from skimage import data
+import segkit
+from numba.core.registry import CPUDispatcher
+
+def signatures():
+    return {o.py_func.__module__ + "." + o.py_func.__qualname__: len(o.signatures)
+            for o in gc.get_objects() if type(o) is CPUDispatcher and o.py_func.__module__.startswith("segkit")}
+
+segkit.warm_up(background=True).join()
+before = signatures()
+photo = Image.fromarray(data.chelsea())
+for matting in (False, True):
+    for image in (photo, np.asarray(photo), photo.convert("L"), photo.convert("RGBA")):
+        segkit.segment(image, model="u2netp", alpha_matting=matting, post_process_mask=matting)
+after = signatures()
+print(json.dumps({name: [before.get(name, 0), count] for name, count in after.items() if before.get(name) != count}))
+"""
+
+
+def test_requests_after_warm_up_compile_nothing(u2netp_path):
+    assert json.loads(run(COVERAGE)) == {}
