@@ -13,10 +13,11 @@ from __future__ import annotations
 import math
 import numbers
 from dataclasses import MISSING, Field, dataclass, field, fields
-from typing import Any, Callable, Optional, TypedDict, Union
+from typing import Any, Callable, Optional, TypedDict
 
 from .errors import InvalidInputError
 from .io.compose import BACKGROUND_KEYWORDS, Background, parse_colour
+from .io.decode import decode
 from .models.lookup import get_model, list_models
 from .models.registry import ModelSpec
 from .models.sam import parse_prompt
@@ -201,9 +202,7 @@ def _background(f: Field, value: Any) -> Background:
     if isinstance(value, tuple):
         parse_colour(value)
         return value
-    from .io.decode import decode  # photos and backgrounds pass the same limits, checked before decoding
-
-    return decode(value, label=f"{f.name} image").image
+    return decode(value, label=f"{f.name} image").image  # a photo's limits, checked before decoding
 
 
 def _shown(value: Any) -> str:
@@ -217,4 +216,3 @@ def _prompt(f: Field, value: Any) -> Prompt:
 
 _VALIDATORS: dict[str, Callable[[Field, Any], Any]] = {
     "bool": _bool, "int": _int, "choice": _choice, "background": _background, "prompt": _prompt}
-OptionValue = Union[str, bool, int, Background, Prompt]

@@ -100,3 +100,8 @@ def test_source_files_stay_readable():
     long = {str(p.relative_to(REPO)): n for p in [*PACKAGE.rglob("*.py"), REPO / "app.py", *(REPO / "ui").glob("*.py")]
             if (n := len(p.read_text().splitlines())) > 330 and p.name != "_matting_kernels.py"}
     assert not long, long
+
+
+def test_the_keyword_types_list_every_declared_option():
+    """``OptionValues`` (what editors show for segment()/process() keywords) matches ``Options``."""
+    assert list(segkit.options.OptionValues.__annotations__) == segkit.options.names()
