@@ -41,7 +41,7 @@ def test_a_broken_model_fails_alone(tmp_path, monkeypatch, photos, u2netp_path):
     monkeypatch.setenv("SEGKIT_SKIP_CHECKSUM", "1")
     (tmp_path / "broken.onnx").write_bytes(b"\x08\x07 this is not a protobuf model")
     (tmp_path / "u2netp.onnx").write_bytes(u2netp_path.read_bytes())
-    spec = registry.get_model("u2netp")
+    spec = registry.MODELS["u2netp"]
     monkeypatch.setitem(registry.MODELS, "broken", replace(
         spec, name="broken", weights=replace(spec.weights, filename="broken.onnx")))
     POOL.clear()
