@@ -4,9 +4,25 @@ endpoint docs made from the same declarations, and errors worded for a person.""
 from __future__ import annotations
 
 import gradio as gr
+from gradio.utils import NamedString
+from gradio_client import utils as client_utils
 
 from segkit import options, service
 from segkit.models import catalog
+
+
+class UploadedFile(gr.File):
+    """gr.File (type="filepath") that hands over the uploaded file's path without first creating
+    an empty temp file in Gradio's folder, as gr.File does for every file of every request and
+    never removes."""
+
+    is_template = True  # the page draws it with gr.File's own frontend
+
+    def _process_single_file(self, f):
+        if self.type != "filepath" or (self.file_types and not client_utils.is_valid_file(f.path, self.file_types)):
+            return super()._process_single_file(f)  # bytes, or Gradio's message for a wrong file type
+        return NamedString(f.path)
+
 
 def user_error(exc: Exception) -> gr.Error:
     """segkit's message for a person (no server paths), shown until closed: it says what to do."""

@@ -16,8 +16,8 @@ import segkit
 from segkit import service
 from segkit.models import catalog
 
-from .common import (BACKGROUND, described, model_status, option_control, per_image_options, seed_first,
-                     user_error)
+from .common import (BACKGROUND, UploadedFile, described, model_status, option_control, per_image_options,
+                     seed_first, user_error)
 
 BACKGROUNDS = ["transparent", "colour", "blurred original", "image"]
 LIMITS = f"up to {service.MAX_BATCH} photos, {service.MAX_FILE_MB:.0f} MB each"
@@ -142,8 +142,8 @@ def build(status: gr.Markdown) -> gr.Dropdown:
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=320):
             with gr.Tab("Upload"):
-                files = gr.File(label=f"Photos ({LIMITS})", file_count="multiple", file_types=["image"],
-                                type="filepath", height=150)
+                files = UploadedFile(label=f"Photos ({LIMITS})", file_count="multiple", file_types=["image"],
+                                     type="filepath", height=150)
             with gr.Tab("Webcam / paste"):
                 shot = gr.Image(label="One shot (added to the photos)", sources=["webcam", "clipboard", "upload"],
                                 type="filepath", height=220)
@@ -166,8 +166,8 @@ def build(status: gr.Markdown) -> gr.Dropdown:
                 background = gr.Radio(BACKGROUNDS, value="transparent", label="Background")
                 background.preprocess = lambda value: value  # _background names a wrong value
                 colour = gr.ColorPicker(value="#00b140", label="Colour", visible=False, elem_id="colour")
-                background_image = gr.File(label="Background picture", file_types=["image"], type="filepath",
-                                           visible=False, height=100)
+                background_image = UploadedFile(label="Background picture", file_types=["image"], type="filepath",
+                                                 visible=False, height=100)
             examples = gr.Dataset(components=[gr.Image(visible=False, type="filepath")],
                                   samples=[[p] for p in example_photos()], label="Try a photo (adds it)")
         with gr.Column(scale=3, min_width=320, elem_id="results"):
@@ -200,7 +200,7 @@ def build(status: gr.Markdown) -> gr.Dropdown:
                      ).then(None, js=SHOW_RESULTS)
     gallery.select(on_select, images, [slider, mask, classes], api_visibility="private")
     with gr.Column(visible=False):  # the single-image endpoint for programs, on validated components
-        api_image = gr.File(label="image", type="filepath", file_types=["image"])
+        api_image = UploadedFile(label="image", type="filepath", file_types=["image"])
         api_options = {f.name: option_control(f, c) for f, c in per_image_options()}
         gr.Button().click(remove_background, [api_image], gr.File(label="Cutout (PNG)"), inputs_kwargs=api_options,
                           api_name="remove_background")
