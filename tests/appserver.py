@@ -19,6 +19,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def folder_usage(folder: Path) -> tuple[int, int]:
+    """(files, bytes) under ``folder``, for tests that bound what requests leave on disk."""
+    files = [p for p in folder.rglob("*") if p.is_file()]
+    return len(files), sum(p.stat().st_size for p in files)
+
+
 class AppServer:
     """``python app.py --port N`` in a subprocess; ``url`` once it answers."""
 

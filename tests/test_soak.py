@@ -18,19 +18,13 @@ from PIL import Image
 
 import corpus
 import segkit
-from appserver import AppServer
+from appserver import AppServer, folder_usage
 
 REQUESTS = int(os.getenv("SEGKIT_SOAK_REQUESTS", 300))
 CLIENTS, TIME_LIMIT = 3, 600
 CEILING_MB = 1536  # SECURITY.md's memory ceiling with u2netp and u2net loaded
 OUTPUT_MAX_MB = 8
 U2NET = segkit.is_cached("u2net")
-
-
-def folder_usage(folder: Path) -> tuple[int, int]:
-    """(files, bytes) under ``folder``."""
-    files = [p for p in folder.rglob("*") if p.is_file()]
-    return len(files), sum(p.stat().st_size for p in files)
 
 
 def requests_mix(photos: dict[str, Path]) -> list[tuple[str, dict, bool]]:
