@@ -7,6 +7,8 @@ storage must stay bounded in files and bytes."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -102,3 +104,44 @@ def test_soak_memory_and_disk_stay_bounded(tmp_path, photos, u2netp_path):
     assert max(outputs_bytes) <= OUTPUT_MAX_MB * 2 ** 20 + 4 * 2 ** 20  # the limit, plus the request being written
     gradio_files = [gradio[0] for gradio, _ in usage]
     assert max(gradio_files[-quarter:]) <= max(gradio_files[:quarter]) + 10  # no file left per request
+
+
+THREADS_SCRIPT = """
+import sys, threading
+from PIL import Image
+from skimage import data
+import segkit
+
+def mb(key):
+    return next(int(l.split()[1]) // 1024 for l in open("/proc/self/status") if l.startswith(key))
+
+threads = int(sys.argv[1])
+large, small = Image.fromarray(data.astronaut()).resize((3000, 3000)), Image.fromarray(data.coffee())
+segkit.segment(small)
+segkit.segment(small, alpha_matting=True)  # sessions and kernels ready: what follows is the calls' own memory
+before = mb("VmRSS")
+calls = [threading.Thread(target=segkit.segment, args=(large if i % 2 else small,), kwargs={"alpha_matting": i % 4 < 2})
+         for i in range(threads)]
+[call.start() for call in calls]
+[call.join() for call in calls]
+print(mb("VmHWM") - before)
+"""
+
+
+def peak_gain_mb(threads: int) -> int:
+    """Peak resident MB above the warmed-up level while ``threads`` threads call ``segkit.segment``
+    at once: odd ones a 9 MP photo, even ones a small one, half of each with matting."""
+    done = subprocess.run([sys.executable, "-c", THREADS_SCRIPT, str(threads)], capture_output=True, text=True,
+                          timeout=300, cwd=Path(__file__).parents[1], check=True)
+    return int(done.stdout.split()[-1])
+
+
+@pytest.mark.slow
+def test_eight_library_threads_do_not_multiply_the_peak(u2netp_path):
+    """Images in flight are bounded and matting solves take turns (segkit.pipeline), so eight
+    threads peak where two do: one 9 MP matting solve (about 800 MB) and one other image, not four
+    solves at once (over 3 GB)."""
+    two, eight = peak_gain_mb(2), peak_gain_mb(8)
+    print(f"\npeak above warm-up: 2 threads {two} MB, 8 threads {eight} MB")
+    assert eight <= two + 400
+    assert eight <= 1200
