@@ -21,8 +21,15 @@ def free_port() -> int:
 
 def folder_usage(folder: Path) -> tuple[int, int]:
     """(files, bytes) under ``folder``, for tests that bound what requests leave on disk."""
-    files = [p for p in folder.rglob("*") if p.is_file()]
-    return len(files), sum(p.stat().st_size for p in files)
+    files = size = 0
+    for root, _, names in os.walk(folder):
+        for name in names:
+            try:
+                size += os.stat(os.path.join(root, name)).st_size
+                files += 1
+            except OSError:
+                continue  # removed by the server meanwhile
+    return files, size
 
 
 class AppServer:
