@@ -7,6 +7,7 @@ Hugging Face Spaces run this file and serve ``demo``, which is built at import t
 from __future__ import annotations
 
 import argparse
+import ctypes
 import logging
 import os
 
@@ -47,6 +48,16 @@ with gr.Blocks(title="segkit: cut out the subject", delete_cache=(600, 900)) as 
 demo.queue(default_concurrency_limit=QUEUE_CONCURRENCY, max_size=64)
 
 
+def few_malloc_heaps() -> None:
+    """glibc gives busy threads heaps of their own (up to eight per core) and keeps what they free:
+    behind Gradio's worker threads the server's resident memory crept up request after request.
+    Two heaps keep it flat (tests/test_soak.py); ``MALLOC_ARENA_MAX`` still decides where set."""
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(-8, int(os.getenv("MALLOC_ARENA_MAX", 2)))  # -8: M_ARENA_MAX
+    except (OSError, AttributeError):
+        pass  # another C library
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description="segkit web app")
     parser.add_argument("--host", default=os.getenv("GRADIO_SERVER_NAME", "127.0.0.1"))
@@ -56,6 +67,7 @@ def main(argv=None) -> None:
                         help="fetch and load a model before serving (repeatable; default $SEGKIT_PRELOAD or u2netp)")
     parser.add_argument("--mcp", action="store_true", help="also serve the endpoints as MCP tools (gradio[mcp])")
     args = parser.parse_args(argv)
+    few_malloc_heaps()  # before the model sessions start their threads
     if args.mcp:
         try:
             import mcp  # noqa: F401 - what Gradio's MCP server runs on

@@ -19,6 +19,19 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def folder_usage(folder: Path) -> tuple[int, int]:
+    """(files, bytes) under ``folder``, for tests that bound what requests leave on disk."""
+    files = size = 0
+    for root, _, names in os.walk(folder):
+        for name in names:
+            try:
+                size += os.stat(os.path.join(root, name)).st_size
+                files += 1
+            except OSError:
+                continue  # removed by the server meanwhile
+    return files, size
+
+
 class AppServer:
     """``python app.py --port N`` in a subprocess; ``url`` once it answers."""
 

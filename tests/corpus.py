@@ -124,7 +124,7 @@ def bad_options() -> list[tuple[dict, str]]:
             for value in ("notacolour", "rgb(a,b,c)", "rgb(1,2)", "rgb(", "rgb(1,2,3", "rgb()", "rgb(1e400,0,0)",
                           "rgb(nan,0,0)", "rgb(256,0,0)", "rgb(-1,0,0)", "#12345", "#ggg", (1, 2), (1e400, 0, 0)):
                 cases.append(({name: value}, colour))
-            cases += [({name: b""}, r"^background image: empty data \(0 bytes\)"),
+            cases += [({name: b""}, r"^background image: empty (data|file) \(0 bytes\)"),
                       ({name: b"\x00random bytes" * 10}, r"^background image: not an image"),
                       ({name: b"<svg xmlns='http://www.w3.org/2000/svg'/>"}, r"^background image: not an image"),
                       ({name: bomb_png(13000, 13000)}, r"^background image: image is 13000x13000 = 169 MP, over the")]

@@ -1,11 +1,13 @@
 """python -m segkit: folders in, PNGs out, bad files reported while the rest finish."""
 
+import re
 import subprocess
 import sys
 
 import numpy as np
 from PIL import Image
 
+import corpus
 from helpers import png_bytes
 
 
@@ -54,3 +56,18 @@ def test_models_and_download_commands(u2netp_path):
     assert run.returncode == 0 and "u2netp" in run.stdout and "cached" in run.stdout
     run = run_cli("download", "u2netp")
     assert run.returncode == 0 and str(u2netp_path) in run.stdout
+
+
+def test_bad_option_values_are_named_before_any_image_is_read(tmp_path):
+    """A sample of the generated corpus as command-line text: NaN, infinity, huge and fractional
+    numbers, text for numbers, bad colours, an unknown model."""
+    flags = {"alpha_matting_foreground_threshold": "--foreground-threshold", "alpha_matting_erode_size": "--erode-size",
+             "background": "--background", "model": "--model"}
+    wanted = {"nan", "inf", "-inf", "1e+308", "2.5", "abc", "rgb(a,b,c)", "rgb(1e400,0,0)", "rgb(", "nope"}
+    cases = [(name, str(value), must) for options, must in corpus.bad_options() if len(options) == 1
+             for name, value in options.items() if name in flags and str(value) in wanted]
+    assert len(cases) >= 10
+    for name, value, must in cases:
+        run = run_cli("remove", tmp_path / "missing.png", "-o", tmp_path / "o", f"{flags[name]}={value}")
+        assert run.returncode == 2 and re.search(must, run.stderr.splitlines()[-1].removeprefix("error: ")), (
+            name, value, run.stderr[-300:])

@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import gradio as gr
+from gradio.utils import NamedString
+from gradio_client import utils as client_utils
 
 from segkit import InvalidInputError, options, service
 from segkit.models import catalog
@@ -16,6 +18,23 @@ BACKGROUNDS = ["transparent", "colour", "blurred original", "image"]
 def scroll_into_view(elem_id: str) -> str:
     """Browser code that brings a column into view on a narrow screen, where results sit below the controls."""
     return f"() => {{ if (window.innerWidth < 900) document.getElementById('{elem_id}').scrollIntoView(); }}"
+
+
+def UploadedFile(**kwargs) -> gr.File:  # noqa: N802 - used like the component it makes
+    """gr.File (type="filepath") that hands over the uploaded file's path without first creating
+    an empty temp file in Gradio's folder, as gr.File does for every file of every request and
+    never removes. (Set on the instance: a subclass would make Gradio write a .pyi beside this file.)"""
+    component = gr.File(**kwargs)
+    plain = component._process_single_file
+
+    def as_uploaded(f):
+        if component.type != "filepath" or (component.file_types
+                                            and not client_utils.is_valid_file(f.path, component.file_types)):
+            return plain(f)  # bytes, or Gradio's message for a wrong file type
+        return NamedString(f.path)
+
+    component._process_single_file = as_uploaded
+    return component
 
 
 def user_error(exc: Exception) -> gr.Error:
@@ -36,7 +55,8 @@ def background_controls(choices=BACKGROUNDS):
     background = gr.Radio(choices, value="transparent", label="Background")
     background.preprocess = lambda value: value  # background_option names a wrong value
     colour = gr.ColorPicker(value="#00b140", label="Colour", visible=False, elem_classes="colour")
-    picture = gr.File(label="Background picture", file_types=["image"], type="filepath", visible=False, height=100)
+    picture = UploadedFile(label="Background picture", file_types=["image"], type="filepath", visible=False,
+                           height=100)
     background.change(lambda c: (gr.update(visible=c == "colour"), gr.update(visible=c == "image")),
                       background, [colour, picture], api_visibility="private")
     return background, colour, picture

@@ -18,7 +18,7 @@ from segkit.models import catalog
 
 from .common import (BACKGROUND, background_controls, background_option, described, model_status,
                      model_control, option_control, option_controls, per_image_options, scroll_into_view, seed_first,
-                     user_error)
+                     UploadedFile, user_error)
 
 LIMITS = f"up to {service.MAX_BATCH} photos, {service.MAX_FILE_MB:.0f} MB each"
 RUN = "Remove background"
@@ -133,8 +133,8 @@ def build(status: gr.Markdown) -> gr.Dropdown:
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=320):
             with gr.Tab("Upload"):
-                files = gr.File(label=f"Photos ({LIMITS})", file_count="multiple", file_types=["image"],
-                                type="filepath", height=150)
+                files = UploadedFile(label=f"Photos ({LIMITS})", file_count="multiple", file_types=["image"],
+                                     type="filepath", height=150)
             with gr.Tab("Webcam / paste"):
                 shot = gr.Image(label="One shot (added to the photos)", sources=["webcam", "clipboard", "upload"],
                                 type="filepath", height=220)
@@ -177,7 +177,7 @@ def build(status: gr.Markdown) -> gr.Dropdown:
     done.failure(after_run, [model, images], [model, status, zip_button, classes, run], api_visibility="private")
     gallery.select(on_select, images, [slider, mask, classes], api_visibility="private")
     with gr.Column(visible=False):  # the single-image endpoint for programs, on validated components
-        api_image = gr.File(label="image", type="filepath", file_types=["image"])
+        api_image = UploadedFile(label="image", type="filepath", file_types=["image"])
         api_image.example_inputs = lambda: handle_file(SAMPLE_PHOTO)  # the API page's sample: a photo
         api_options = {f.name: option_control(f, c) for f, c in per_image_options()}
         gr.Button().click(remove_background, [api_image], gr.File(label="Cutout (PNG)"), inputs_kwargs=api_options,

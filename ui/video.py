@@ -15,7 +15,7 @@ from segkit.video import FORMATS, LIMITS
 from segkit.video.serve import PREVIEW_FORMAT, Jobs, VideoCancelled, limits_in_words, serve_video
 
 from .common import (BACKGROUND, background_controls, background_option, described, model_control, model_status,
-                     option_controls, scroll_into_view, seed_first, user_error)
+                     option_controls, scroll_into_view, seed_first, UploadedFile, user_error)
 
 # a shared web app takes less than the library does: short clips, full HD at most, no more than one upload
 APP_LIMITS = {"seconds": 60, "pixels": 1920 * 1080, "megabytes": 100}
@@ -84,7 +84,7 @@ def build(status: gr.Markdown) -> gr.Dropdown:
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=320):
             with gr.Tab("Upload"):
-                video = gr.File(label=f"Video ({limits_in_words()})", file_types=["video"], type="filepath",
+                video = UploadedFile(label=f"Video ({limits_in_words()})", file_types=["video"], type="filepath",
                                 height=150, elem_id="video-upload")
             with gr.Tab("URL"):
                 url = gr.Textbox("", label=f"Video URL ({limits_in_words()}; public addresses only)",

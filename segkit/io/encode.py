@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import shutil
 import zipfile
 from pathlib import Path, PurePosixPath
 
@@ -46,10 +47,14 @@ def unique_names(labels: list[str]) -> list[str]:
 
 
 def write_zip(files: list[Path], path: str | os.PathLike) -> None:
-    """A zip of PNG files under their own names (stored, not deflated: PNG is compressed already)."""
+    """A zip of PNG files under their own names (stored, not deflated: PNG is compressed already),
+    dated 1980 so that the same cutouts make the same bytes (a web server's cache keeps one copy)."""
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as archive:
         for file in files:
-            archive.write(file, Path(file).name)
+            info = zipfile.ZipInfo(Path(file).name, date_time=(1980, 1, 1, 0, 0, 0))
+            info.external_attr = 0o644 << 16
+            with open(file, "rb") as source, archive.open(info, "w") as target:
+                shutil.copyfileobj(source, target)
 
 
 def output_name(file: str, folder: str | None) -> str:

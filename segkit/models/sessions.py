@@ -82,9 +82,22 @@ def device() -> str:
     return "CUDA" if providers()[0] == "CUDAExecutionProvider" else "CPU"
 
 
+@functools.lru_cache(maxsize=1)
+def _shared_cpu_arena() -> None:
+    """One CPU memory arena for every session, grown by what is asked for (not to the next power of two)."""
+    memory = ort.OrtMemoryInfo("Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT)
+    ort.create_and_register_allocator(memory, ort.OrtArenaCfg(0, 1, -1, -1))  # no cap, kSameAsRequested
+
+
 def _session_options() -> ort.SessionOptions:
     options = ort.SessionOptions()
     options.log_severity_level = 3
+    # Each session's own arena, holding a memory pattern per input shape, keeps its largest run's
+    # activations for good, so resident memory grows with every model loaded. One shared arena
+    # without patterns holds what the largest run needs, at the same speed and output (bench/RESULTS.md).
+    _shared_cpu_arena()
+    options.add_session_config_entry("session.use_env_allocators", "1")
+    options.enable_mem_pattern = False
     # Idle intra-op threads otherwise spin after each run and steal the cores the
     # resize/compose stages need right then (bench/RESULTS.md).
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
