@@ -14,6 +14,9 @@ Lanczos. By default it is synthetic (a blurred wavy blob); with --u2netp PATH
 it is the u2netp model's output on the original image (needs onnxruntime).
 
     python bench/matting_bench.py [--sizes 0.5 4.6 12] [--repeat 3] [--skip-reference-above 5]
+
+Hard cases with a known true alpha (fur, hair, soft masks, textured and cluttered backgrounds) are in
+bench/matting_cases.py, which reuses this file's runner.
 """
 
 import argparse
