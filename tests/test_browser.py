@@ -86,7 +86,8 @@ def test_upload_photo_and_see_cutout(page, cat, server):
     from playwright.sync_api import expect
 
     upload(page, cat)
-    expect(page.get_by_text("cat.png").first).to_be_visible(timeout=30_000)
+    page.wait_for_function("() => document.querySelectorAll('.file-preview .filename').length == 1", timeout=30_000)
+    assert file_names(page) == ["cat.png"]
     press_and_wait(page)
     cutout = page.locator("#results img[src$='/cat.png']").first
     expect(cutout).to_be_visible(timeout=10_000)

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from PIL import Image
 
 import corpus
@@ -58,6 +59,7 @@ def test_models_and_download_commands(u2netp_path):
     assert run.returncode == 0 and str(u2netp_path) in run.stdout
 
 
+@pytest.mark.slow  # a process per case
 def test_bad_option_values_are_named_before_any_image_is_read(tmp_path):
     """A sample of the generated corpus as command-line text: NaN, infinity, huge and fractional
     numbers, text for numbers, bad colours, an unknown model."""
