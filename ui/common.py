@@ -103,8 +103,8 @@ def option_control(f, control):
         component = gr.Dropdown(catalog.model_choices(), value=f.default, label=control.label, info=control.help)
     elif options.kind(f) == "bool":
         component = gr.Checkbox(f.default, label=control.label, info=control.help)
-    elif options.kind(f) == "prompt":
-        component = gr.Textbox("", label=control.label, info=control.help, placeholder='[{"type": "point", ...}]')
+    elif options.kind(f) == "prompt":  # a parameter for programs; people click in the SAM tab
+        component = gr.Textbox("", visible=False, label=control.label, info=control.help)
     else:
         component = gr.Slider(control.low, control.slider_high or control.high, value=f.default, step=control.step,
                               label=control.label, info=control.help)
