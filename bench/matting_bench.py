@@ -106,17 +106,21 @@ def _status_mb(field):
 
 
 def child(method, path):
-    """Peak memory of one call in this fresh process; prints JSON. Linux's
-    ru_maxrss would include the parent's RSS at fork, so this reads VmHWM,
-    reset before the call through /proc/self/clear_refs."""
+    """One call in this fresh process: prints its time and peak memory as JSON, and saves its
+    alpha beside the inputs. Linux's ru_maxrss would include the parent's RSS at fork, so this
+    reads VmHWM, reset before the call through /proc/self/clear_refs."""
     image, mask = np.load(path + "_image.npy"), np.load(path + "_mask.npy")
     run = runner(method)
     warm(run, image, mask)
     with open("/proc/self/clear_refs", "w") as clear:
         clear.write("5")  # reset the peak-RSS mark
     base = _status_mb("VmRSS")
-    run(image, mask)
-    print(json.dumps({"peak_mb": _status_mb("VmHWM"), "base_mb": base}))
+    start = time.perf_counter()
+    out = run(image, mask)
+    seconds = time.perf_counter() - start
+    peak = _status_mb("VmHWM")
+    np.save(f"{path}_{method}_alpha.npy", np.ascontiguousarray(out[..., 3]))
+    print(json.dumps({"seconds": seconds, "peak_mb": peak, "base_mb": base}))
 
 
 def peak_memory(method, path):

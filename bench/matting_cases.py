@@ -26,13 +26,12 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 
 import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from bench.matting_bench import _status_mb, runner, warm
+from bench.matting_bench import child
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ASPECT = 4 / 3
@@ -122,22 +121,6 @@ def make_case(name, megapixels, directory, seed=0):
     np.save(path + "_mask.npy", network_mask(truth, rng))
     np.save(path + "_truth.npy", truth)
     return path
-
-
-def child(method, path):
-    """One call in this fresh process: prints its time and peak RSS, saves its alpha."""
-    image, mask = np.load(path + "_image.npy"), np.load(path + "_mask.npy")
-    run = runner(method)
-    warm(run, image, mask)
-    with open("/proc/self/clear_refs", "w") as clear:
-        clear.write("5")  # reset the peak-RSS mark
-    base = _status_mb("VmRSS")
-    start = time.perf_counter()
-    out = run(image, mask)
-    seconds = time.perf_counter() - start
-    peak = _status_mb("VmHWM")
-    np.save(f"{path}_{method}_alpha.npy", np.ascontiguousarray(out[..., 3]))
-    print(json.dumps({"seconds": seconds, "peak_mb": peak, "base_mb": base}))
 
 
 def call(method, path):

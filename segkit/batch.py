@@ -68,6 +68,14 @@ def _run_one(item: Any, index: int, settings: Options, session, clock: "_Clock")
     return result
 
 
+def time_left(done: int, total: int, elapsed: float) -> str:
+    """"about 12 s left": the rate so far, extrapolated to what is left ("" before the first is done)."""
+    if not done or total <= done:
+        return ""
+    seconds = elapsed / done * (total - done)
+    return f"about {seconds:.0f} s left" if seconds < 90 else f"about {seconds / 60:.0f} min left"
+
+
 class _Clock:
     """Progress for people: which image, which stage, and the time left."""
 
@@ -84,9 +92,8 @@ class _Clock:
             return
         step = self.STAGES.index(stage) / len(self.STAGES) if stage in self.STAGES else 0.0
         text = f"image {index + 1} of {self.total}: {stage}"
-        if self.done and self.total > 1:
-            left = (time.perf_counter() - self.start) / self.done * (self.total - self.done)
-            text += f" · about {left:.0f} s left"
+        if self.total > 1 and (left := time_left(self.done, self.total, time.perf_counter() - self.start)):
+            text += f" · {left}"
         self.progress((index + step) / self.total, text)
 
     def finished(self, index: int) -> None:

@@ -38,3 +38,11 @@ def cache(tmp_path, monkeypatch):
     POOL.clear()
     yield tmp_path
     POOL.clear()
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    """gradio_client on the test module's own ``server`` (each app-server module sets its own up)."""
+    from gradio_client import Client
+
+    return Client(server.url, verbose=False)

@@ -8,7 +8,7 @@ import zipfile
 import numpy as np
 import pytest
 import requests
-from gradio_client import Client, handle_file
+from gradio_client import handle_file
 from PIL import Image
 
 import corpus
@@ -24,11 +24,6 @@ def server(u2netp_path):
     app = AppServer()
     yield app
     app.stop()
-
-
-@pytest.fixture(scope="module")
-def client(server):
-    return Client(server.url, verbose=False)
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import time
 
 import pytest
 import requests
-from gradio_client import Client, handle_file
+from gradio_client import handle_file
 from PIL import Image
 
 import corpus
@@ -33,11 +33,6 @@ def server(u2netp_path, folders):
                          "SEGKIT_OUTPUT_MAX_MB": str(OUTPUT_MAX_MB), "SEGKIT_OUTPUT_TTL": str(OUTPUT_TTL)})
     yield app
     app.stop()
-
-
-@pytest.fixture(scope="module")
-def client(server):
-    return Client(server.url, verbose=False)
 
 
 @pytest.fixture(scope="module")

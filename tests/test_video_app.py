@@ -7,9 +7,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
-from gradio_client import Client, handle_file
+from gradio_client import handle_file
 
 from appserver import AppServer
 from video_clips import decoded_output, make_clip
@@ -28,11 +27,6 @@ def server(u2netp_path, outputs):
     app = AppServer(env={"SEGKIT_MAX_VIDEO_SECONDS": str(LIMIT_SECONDS), "SEGKIT_OUTPUT_DIR": str(outputs)})
     yield app
     app.stop()
-
-
-@pytest.fixture(scope="module")
-def client(server):
-    return Client(server.url, verbose=False)
 
 
 @pytest.fixture(scope="module")

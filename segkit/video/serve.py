@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Optional
 from urllib.parse import urlsplit
 
+from ..batch import time_left
 from ..errors import InvalidInputError, ModelNotAvailableError
 from ..io.url import fetch_url
 from ..options import Options
@@ -44,14 +45,6 @@ def limits_in_words() -> str:
     megapixels = limit("pixels") / 1e6
     return (f"up to {limit('seconds'):g} s, {megapixels:.1f} megapixels a frame, "
             f"{limit('megabytes'):g} MB")
-
-
-def time_left(done: int, total: int, elapsed: float) -> str:
-    """"about 12 s left": the rate so far, extrapolated to the frames to go ("" before a frame is done)."""
-    if not done or total <= done:
-        return ""
-    seconds = elapsed / done * (total - done)
-    return f"about {seconds:.0f} s left" if seconds < 90 else f"about {seconds / 60:.0f} min left"
 
 
 def fetch_video(url: str, folder: Path) -> Path:
