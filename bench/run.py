@@ -24,7 +24,6 @@ import statistics
 import time
 from pathlib import Path
 
-import numpy as np
 from PIL import Image
 
 SETTLE_SECONDS = 0.3  # measured: 0.3 s after a run, a spinning session no longer slows the next one

@@ -11,7 +11,6 @@ import pytest
 
 import segkit
 from segkit.models.lookup import get_model
-from segkit.models.sessions import POOL
 from helpers import brightness_model, cloth_model
 
 

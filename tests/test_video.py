@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import threading
 import zipfile
-from fractions import Fraction
 
 import av
 import numpy as np

@@ -8,7 +8,6 @@ the image maximum, min-max rescaling, truncation to uint8) because matching
 from __future__ import annotations
 
 import numpy as np
-import onnxruntime as ort
 from PIL import Image
 
 from ..pixels.resize import resize_exact
