@@ -95,3 +95,17 @@ def test_cutout_of_other_modes_and_a_wrong_mask():
     assert np.array_equal(np.asarray(pixels.cutout(grey, mask)), np.asarray(expected))
     with pytest.raises(ValueError, match="mask is 40x29"):
         pixels.cutout(grey, mask[:29])
+
+
+def test_rgb_images_read_without_their_padding_byte():
+    """Pillow keeps RGB in 4 bytes per pixel and its own operations leave the 4th at 0 or 255;
+    segkit reads that layout in place, so the byte must never reach a result."""
+    resized = Image.fromarray(_noise(6, 400, 700, 3)).resize((640, 380), Image.Resampling.BILINEAR)  # padding 0
+    created = Image.new("RGB", (640, 380), (10, 200, 30))  # padding 255
+    mask = _noise(8, 380, 640, 1)
+    for image in (resized, created):
+        expected = Image.composite(image, Image.new("RGBA", image.size, 0), Image.fromarray(mask))
+        assert np.array_equal(np.asarray(pixels.cutout(image, mask)), np.asarray(expected))
+        assert np.array_equal(pixels.resize_exact(image, (320, 320)), _pillow(np.asarray(image), (320, 320),
+                                                                             Image.Resampling.LANCZOS))
+        assert np.array_equal(pixels.read_all(image), np.asarray(image))

@@ -77,20 +77,23 @@ def _clip8(value):
 
 
 @nb.njit(cache=True, nogil=True)
-def _load_block(src, block, top, rows):
-    """block[x, c * ROWS + r] = src[top + r, x, c]: source columns become vector rows."""
+def _load_block(src, block, top, rows, used):
+    """block[x, c * ROWS + r] = src[top + r, x, c] for the first ``used`` channels:
+    source columns become vector rows."""
     width, channels = src.shape[1], src.shape[2]
-    if rows == ROWS:  # block[x, c * ROWS + r] is flat[(x * channels + c) * ROWS + r]
+    if rows == ROWS:
         flat, lines = block.reshape(-1), src[top:top + ROWS].reshape(ROWS, -1)
         for half in range(0, ROWS, 8):  # 8-row strips transpose several times faster than 16
-            for j in range(width * channels):
-                for r in range(8):
-                    flat[j * ROWS + half + r] = lines[half + r, j]
+            for x in range(width):
+                for c in range(used):
+                    j, k = x * channels + c, (x * used + c) * ROWS + half
+                    for r in range(8):
+                        flat[k + r] = lines[half + r, j]
         return
     for r in range(ROWS):  # a short last block repeats its last row; those lanes are dropped
         line = src[top + min(r, rows - 1)]
         for x in range(width):
-            for c in range(channels):
+            for c in range(used):
                 block[x, c * ROWS + r] = line[x, c]
 
 
@@ -98,16 +101,17 @@ def _load_block(src, block, top, rows):
 def horizontal(src, out, y0, y1, offset, bounds, taps):
     """Pillow's horizontal pass: ``out[y] <- src[y + offset]`` for ``y0 <= y < y1``.
 
-    ``src`` (H, W, C) and ``out`` (H', W', C) are uint8; ``taps`` has a multiple
-    of ``TAP_STEP`` columns, zero past each pixel's tap count.
+    ``src`` (H, W, C) and ``out`` (H', W', C') are uint8, C' <= C: only the first
+    C' channels are resampled. ``taps`` has a multiple of ``TAP_STEP`` columns,
+    zero past each pixel's tap count.
     """
-    width, channels = src.shape[1], src.shape[2]
+    width, channels = src.shape[1], out.shape[2]
     lane = channels * ROWS
     block = np.zeros((width + TAP_STEP, lane), np.uint8)  # padded: the last step may read past the edge
     acc = np.empty(lane, np.int32)
     for top in range(y0, y1, ROWS):
         rows = min(ROWS, y1 - top)
-        _load_block(src, block, top + offset, rows)
+        _load_block(src, block, top + offset, rows, channels)
         for xx in range(out.shape[1]):
             xmin, count = bounds[xx, 0], bounds[xx, 1]
             acc[:] = HALF
@@ -150,16 +154,18 @@ def _times_alpha(value, alpha):
 
 
 @nb.njit(cache=True, nogil=True)
-def paste_through_mask(src, mask, out, y0, y1):
+def paste_through_mask(src, mask, out, y0, y1, opaque):
     """Pillow's ``paste(src, mask)`` onto transparent black RGBA, rows ``y0..y1``:
-    each channel becomes round(value * mask / 255); RGB sources count as opaque.
+    each channel becomes round(value * mask / 255). RGB sources, and 4-channel ones
+    whose 4th byte is padding (``opaque``), count as opaque: their alpha is the mask.
     Unsigned flat indices with constant strides let numba vectorise the loop."""
     one, two, three, four = np.uint64(1), np.uint64(2), np.uint64(3), np.uint64(4)
+    step = np.uint64(src.shape[2])
     for y in range(y0, y1):
         line, alpha, row = src[y].reshape(-1), mask[y], out[y].reshape(-1)
-        if src.shape[2] == 3:
+        if src.shape[2] == 3 or opaque:
             for x in range(alpha.shape[0]):
-                a, i, o = np.uint32(alpha[x]), np.uint64(x) * three, np.uint64(x) * four
+                a, i, o = np.uint32(alpha[x]), np.uint64(x) * step, np.uint64(x) * four
                 row[o] = _times_alpha(line[i], a)
                 row[o + one] = _times_alpha(line[i + one], a)
                 row[o + two] = _times_alpha(line[i + two], a)

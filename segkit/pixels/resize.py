@@ -3,10 +3,10 @@ and the cutout.
 
 rembg resizes with Pillow's Lanczos and cuts out with ``Image.composite``; parity
 means the same integers. Pillow computes them in scalar loops, a large share
-of the network's own time on big photos (bench/RESULTS.md). The kernels in ``_pixel_kernels``
+of the network's own time on big photos (bench/RESULTS.md). The kernels in ``_resize_kernels``
 do the same arithmetic vectorised, in row bands on every core, reading a Pillow
-image in row strips: ``np.asarray(image)`` would copy the whole image through
-one fresh image-sized buffer whose page faults cost more than the copy.
+image in cache-sized row strips: copying the whole image into one array first
+measured slower end to end (bench/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from . import _resize_kernels as kernels
 
 Source = Union[Image.Image, np.ndarray]
 RowReader = Callable[[int, int], np.ndarray]
+_LAYOUT = {"L": ("L", 1), "RGB": ("RGBX", 4), "RGBA": ("RGBA", 4)}  # Pillow's own bytes per pixel
 
 _CORES = os.cpu_count() or 1
 _BANDS = ThreadPoolExecutor(max_workers=_CORES, thread_name_prefix="segkit-band")
@@ -44,24 +45,33 @@ def in_bands(rows: int, work_pixels: int, fill: Callable[[int, int], None], alig
         list(_BANDS.map(lambda band: fill(*band), bands))
 
 
-def row_reader(source: Source, rgb: bool = False) -> tuple[int, int, int, RowReader]:
-    """(height, width, channels, read) where ``read(y0, y1)`` gives rows y0..y1 as a
-    contiguous uint8 array (rows, width, channels). ``rgb`` drops an alpha channel,
-    as Pillow's ``convert("RGB")`` does."""
+def row_reader(source: Source, rgb: bool = False) -> tuple[int, int, int, int, RowReader]:
+    """(height, width, channels, used, read) where ``read(y0, y1)`` gives rows y0..y1 as
+    a contiguous uint8 array (rows, width, channels) whose first ``used`` channels are
+    the pixels: ``rgb`` leaves alpha out, and a Pillow RGB image reads as 4 bytes per
+    pixel with the 4th unused, Pillow's own layout.
+
+    A strip is one ``paste`` of Pillow's memory into memory numpy owns (a memcpy
+    without the GIL), where ``crop(...).tobytes()`` repacks each pixel under it.
+    """
     if isinstance(source, np.ndarray):
         pixels = source[:, :, None] if source.ndim == 2 else source
-        pixels = np.ascontiguousarray(pixels[:, :, :3] if rgb else pixels, dtype=np.uint8)
-        return (*pixels.shape, lambda y0, y1: pixels[y0:y1])
-    if source.mode not in ("L", "RGB", "RGBA"):
+        pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
+        used = min(3, pixels.shape[2]) if rgb else pixels.shape[2]
+        return (*pixels.shape, used, lambda y0, y1: pixels[y0:y1])
+    if source.mode not in _LAYOUT:
         source = source.convert("RGBA" if source.has_transparency_data and not rgb else "RGB")
-    rawmode = "RGB" if rgb and source.mode == "RGBA" else source.mode
+    source.load()
+    rawmode, channels = _LAYOUT[source.mode]
     width, height = source.size
 
     def read(y0: int, y1: int) -> np.ndarray:
-        data = source.crop((0, y0, width, y1)).tobytes("raw", rawmode)
-        return np.frombuffer(data, np.uint8).reshape(y1 - y0, width, len(rawmode))
+        strip = np.empty((y1 - y0, width, channels), np.uint8)
+        target = Image.frombuffer(source.mode, (width, y1 - y0), strip, "raw", rawmode, 0, 1)
+        target.im.paste(source.im, (0, -y0, width, height - y0))  # Pillow clips the paste to the strip
+        return strip
 
-    return height, width, len(rawmode), read
+    return height, width, channels, 1 if channels == 1 else 3 if rgb or source.mode == "RGB" else 4, read
 
 
 @functools.lru_cache(maxsize=64)
@@ -80,21 +90,22 @@ def resize_exact(source: Source, size: tuple[int, int], method=Image.Resampling.
                  rgb: bool = False) -> np.ndarray:
     """``image.resize(size, method)`` as an array, for L or RGB images or arrays
     (``rgb``: RGB of an RGBA image), bit for bit what Pillow returns."""
-    height, width, channels, read = row_reader(source, rgb)
+    height, width, channels, used, read = row_reader(source, rgb)
     out_w, out_h = size
     squeeze = channels == 1 and (isinstance(source, Image.Image) or source.ndim == 2)
-    shape = (out_h, out_w) if squeeze else (out_h, out_w, channels)
+    shape = (out_h, out_w) if squeeze else (out_h, out_w, used)
     if method not in _FILTERS or (height > 100 * width and out_h < height):  # Pillow goes vertical-first there
         pixels = read(0, height)
-        image = Image.fromarray(pixels[:, :, 0] if channels == 1 else pixels)
+        image = Image.fromarray(pixels[:, :, 0] if channels == 1 else pixels[:, :, :used])
         return np.asarray(image.resize(size, method)).reshape(shape)
     if (out_w, out_h) == (width, height):
-        return read(0, height).reshape(shape).copy()
+        return np.ascontiguousarray(read(0, height)[:, :, :used]).reshape(shape)
     kind = _FILTERS[method]
     row_bounds, row_taps = _coefficients(height, out_h, kind)
     first, last = (row_bounds[0, 0], row_bounds[-1, 0] + row_bounds[-1, 1]) if out_w != width else (0, height)
     if out_w != width:  # horizontal pass over only the source rows the vertical pass reads
         col_bounds, col_taps = _coefficients(width, out_w, kind)
+        channels = used  # the horizontal pass leaves padding and unwanted alpha behind
         rows = np.empty((last - first, out_w, channels), np.uint8)
 
         def horizontal(y0, y1):
@@ -104,12 +115,12 @@ def resize_exact(source: Source, size: tuple[int, int], method=Image.Resampling.
         in_bands(last - first, (last - first) * max(width, out_w), horizontal, kernels.ROWS)
     else:
         rows = read(0, height)
-    if out_h == height:
-        return rows.reshape(shape)
-    out = np.empty((out_h, out_w * channels), np.uint8)
-    flat, row_bounds = rows.reshape(rows.shape[0], -1), row_bounds - (first, 0)  # ``rows`` starts at ``first``
-    in_bands(out_h, out_h * out_w, lambda y0, y1: kernels.vertical(flat, out, y0, y1, row_bounds, row_taps))
-    return out.reshape(shape)
+    if out_h != height:
+        out = np.empty((out_h, out_w * channels), np.uint8)
+        flat, row_bounds = rows.reshape(rows.shape[0], -1), row_bounds - (first, 0)  # ``rows`` starts at ``first``
+        in_bands(out_h, out_h * out_w, lambda y0, y1: kernels.vertical(flat, out, y0, y1, row_bounds, row_taps))
+        rows = out.reshape(out_h, out_w, channels)
+    return np.ascontiguousarray(rows[:, :, :used]).reshape(shape)
 
 
 def cutout(source: Source, mask: np.ndarray) -> Image.Image:
@@ -118,7 +129,7 @@ def cutout(source: Source, mask: np.ndarray) -> Image.Image:
     rembg's ``Image.composite(image, transparent, mask)`` is exactly this paste; an
     RGBA image's own alpha is blended through the mask like its colours, as there.
     """
-    height, width, channels, read = row_reader(source)
+    height, width, channels, used, read = row_reader(source)
     if channels == 1:  # Pillow pastes grey as RGB
         return cutout(np.repeat(read(0, height), 3, axis=2), mask)
     if mask.shape != (height, width):
@@ -128,7 +139,7 @@ def cutout(source: Source, mask: np.ndarray) -> Image.Image:
 
     def paste(y0, y1):
         for s0, s1 in _strips(y0, y1):
-            kernels.paste_through_mask(read(s0, s1), matte[s0:s1], out[s0:s1], 0, s1 - s0)
+            kernels.paste_through_mask(read(s0, s1), matte[s0:s1], out[s0:s1], 0, s1 - s0, used == 3)
 
     in_bands(height, height * width, paste, kernels.ROWS)
     return Image.fromarray(out, mode="RGBA")
@@ -136,10 +147,10 @@ def cutout(source: Source, mask: np.ndarray) -> Image.Image:
 
 def read_all(source: Source, rgb: bool = False) -> np.ndarray:
     """All of an image's pixels as one (H, W, C) array, read in strips."""
-    height, width, channels, read = row_reader(source, rgb)
-    out = np.empty((height, width, channels), np.uint8)
+    height, width, channels, used, read = row_reader(source, rgb)
+    out = np.empty((height, width, used), np.uint8)
     for s0, s1 in _strips(0, height):
-        out[s0:s1] = read(s0, s1)
+        out[s0:s1] = read(s0, s1)[:, :, :used]
     return out
 
 
