@@ -80,6 +80,7 @@ def main(argv=None) -> None:
         except segkit.UnknownModelError as exc:
             parser.error(str(exc))
     segkit.warm_up(background=True)  # numba kernels (matting's too) load or compile while the app starts
+    segkit.check_model_sources()  # the model list marks what can't be fetched from here
     for name in names:
         try:
             segkit.preload(name)

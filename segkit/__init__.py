@@ -7,7 +7,8 @@ Where each stage lives::
     batch.py           process()/segment(): the pipeline over any iterable, errors kept per image
     io/                decode inputs (files, bytes, arrays, tensors, URLs), backgrounds, PNG/zip output
     models/            the registry (models as data), weights (fetch, resume, verify), sessions, tensors in/out,
-                       SAM's prompts (sam.py), a person's own ONNX file (custom.py)
+                       SAM's prompts (sam.py), a person's own ONNX file (custom.py), which models this
+                       server can't fetch (reachability.py)
     pixels/            full-resolution pixel work: exact resizes, cutout, mask clean-up, matting (numba)
     video/             clips in, cutout clips out: decode -> the pipeline per frame -> encode, overlapped;
                        the app's video jobs and live webcam frames
@@ -25,6 +26,7 @@ from .errors import (InvalidInputError, ModelLoadError, ModelNotAvailableError, 
                      UnknownModelError)
 from .io.url import fetch_url
 from .models.lookup import get_model, list_models
+from .models.reachability import check_model_sources
 from .models.registry import ModelSpec
 from .models.sessions import POOL, device
 from .models.weights import cache_dir, model_path
@@ -64,5 +66,6 @@ __all__ = [
     "list_models", "get_model", "device",
     "loaded_models", "cache_dir", "Result", "Options", "ModelSpec", "SegkitError", "InvalidInputError",
     "UnknownModelError", "ModelNotAvailableError", "ModelLoadError", "public_message", "fetch_url", "warm_up",
+    "check_model_sources",
 ]
 from ._version import __version__  # noqa: E402 - one place for the version

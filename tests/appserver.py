@@ -33,7 +33,8 @@ def folder_usage(folder: Path) -> tuple[int, int]:
 
 
 class AppServer:
-    """``python app.py --port N`` in a subprocess; ``url`` once it answers."""
+    """``python app.py --port N`` in a subprocess; ``url`` once it answers. The check of the models'
+    download sources is off unless ``env`` turns it on: tests send no traffic beyond the loopback."""
 
     def __init__(self, *args: str, env: dict | None = None):
         self.port = free_port()
@@ -41,7 +42,8 @@ class AppServer:
         self.log = open(REPO / "artifacts" / f"app-{self.port}.log", "w") if (REPO / "artifacts").is_dir() else None
         self.process = subprocess.Popen(
             [sys.executable, str(REPO / "app.py"), "--port", str(self.port), *args], cwd=REPO,
-            stdout=self.log or subprocess.DEVNULL, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+            stdout=self.log or subprocess.DEVNULL, stderr=subprocess.STDOUT,
+            env={**os.environ, "SEGKIT_PROBE_MODELS": "0", **(env or {})})
         deadline = time.time() + 120
         while time.time() < deadline:
             if self.process.poll() is not None:

@@ -2,6 +2,7 @@
 would, at 1400x1000 and at phone size (390x844). Each test names the visitor's problem it
 guards against. Screenshots go to artifacts/."""
 
+import re
 import shutil
 import zipfile
 from pathlib import Path
@@ -12,7 +13,7 @@ import requests
 from PIL import Image
 
 import segkit
-from appserver import REPO, AppServer
+from appserver import REPO, AppServer, free_port
 from helpers import BROWSER, CHROMIUM, CHROMIUM_FLAGS, png_bytes
 
 pytestmark = BROWSER
@@ -21,12 +22,16 @@ DESKTOP, PHONE = {"width": 1400, "height": 1000}, {"width": 390, "height": 844}
 ARTIFACTS = REPO / "artifacts"
 
 
+def offline_app(u2netp_path, home, **env: str) -> AppServer:
+    """The app with a model cache holding only u2netp and every download source a closed port on the
+    loopback: every other model is "not cached" and unreachable, and no test traffic leaves the machine."""
+    shutil.copy(u2netp_path, home / "u2netp.onnx")
+    return AppServer(env={"U2NET_HOME": str(home), "SEGKIT_WEIGHTS_MIRROR": f"http://127.0.0.1:{free_port()}", **env})
+
+
 @pytest.fixture(scope="module")
 def server(u2netp_path, tmp_path_factory):
-    # a model cache holding only u2netp: every other model is "not cached" and, offline, unreachable
-    home = tmp_path_factory.mktemp("home")
-    shutil.copy(u2netp_path, home / "u2netp.onnx")
-    app = AppServer(env={"U2NET_HOME": str(home)})
+    app = offline_app(u2netp_path, tmp_path_factory.mktemp("home"))
     yield app
     app.stop()
 
@@ -204,7 +209,7 @@ def test_a_model_that_cannot_be_fetched_is_named_briefly_and_marked(page, cat):
     message = page.get_by_text("its weights can't be downloaded on this server").first
     expect(message).to_be_visible(timeout=60_000)
     assert "Tried:" not in message.inner_text() and "To fix" not in message.inner_text()
-    expect(page.get_by_text("unavailable offline").first).to_be_visible(timeout=30_000)
+    expect(page.get_by_text("unavailable: no source could be reached").first).to_be_visible(timeout=30_000)
     assert page.locator("#results .gallery-item").count() == 0  # the earlier cutout is gone
 
 
@@ -254,3 +259,29 @@ def test_names_match_messages_are_plain_and_the_swatch_is_big(page, cat, tmp_pat
     swatch = page.locator(".colour .dialog-button:visible")
     expect(swatch).to_be_visible(timeout=5_000)
     assert swatch.bounding_box()["width"] >= 100
+
+
+def test_models_the_server_cannot_fetch_are_marked_before_anyone_picks_one(chromium, u2netp_path, tmp_path_factory):
+    """7: a model was marked only after a visitor had waited for its download to fail. Now the app asks
+    every source at start (here: a closed port on the loopback) and the list says why at once."""
+    app = offline_app(u2netp_path, tmp_path_factory.mktemp("probed"), SEGKIT_PROBE_MODELS="1")
+    page = open_page(chromium, app)
+    try:
+        unreachable = re.compile(r"^silueta · unavailable: can't reach 127\.0\.0\.1:\d+ from this server$")
+        for _ in range(20):  # the check runs beside the startup; a page loaded after it shows the marks
+            page.get_by_role("combobox", name="Model").first.click()
+            if page.get_by_role("option", name=unreachable).count():
+                break
+            page.wait_for_timeout(500)
+            page.reload()
+        assert page.get_by_role("option", name=unreachable).count() == 1
+        names = page.get_by_role("option").all_inner_texts()
+        assert not [n for n in names if "download" in n], names  # every uncached model is marked
+        assert any(n.endswith("u2netp · loaded") for n in names), names
+        page.get_by_role("option", name=unreachable).scroll_into_view_if_needed()
+        page.wait_for_timeout(500)  # the list fades in
+        shot(page, "models-unavailable.png")
+    finally:
+        page.close()
+        app.stop()
+

@@ -103,8 +103,9 @@ def test_an_unreachable_model_tells_a_visitor_what_to_do(monkeypatch, tmp_path, 
                        "server to install it.")
     assert info.value.model == "silueta" and info.value.tried == []
     assert "example.invalid" in caplog.text and "download by hand" in caplog.text  # the operator's detail
-    assert dict((name, label) for label, name in catalog.model_choices())["silueta"] == "silueta · unavailable offline"
-    assert "unavailable offline (no source could be reached)" in catalog.status_line("silueta")
+    labels = {name: label for label, name in catalog.model_choices()}
+    assert labels["silueta"] == "silueta · unavailable: no source could be reached"
+    assert "unavailable: no source could be reached" in catalog.status_line("silueta")
 
 
 def test_model_list_names_every_seed_model_with_its_state(u2netp_path):

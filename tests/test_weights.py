@@ -8,7 +8,10 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 from dataclasses import replace
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -54,6 +57,21 @@ def test_offline_error_names_model_sources_and_fix(home):
     assert "'u2netp'" in message and "127.0.0.1:9" in message and "segkit-no-such-package-xyz" in message
     assert str(home / "u2netp.onnx") in message and U2NETP_MD5 in message
     assert not (home / "u2netp.onnx").exists()
+
+
+def test_a_mirror_replaces_every_source(home, u2netp_path, tmp_path_factory, monkeypatch):
+    """SEGKIT_WEIGHTS_MIRROR: a copy of a weight cache served over HTTP (here on the loopback) is the only source."""
+    folder = tmp_path_factory.mktemp("mirror")
+    shutil.copy(u2netp_path, folder / "u2netp.onnx")
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(SimpleHTTPRequestHandler, directory=str(folder)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("SEGKIT_WEIGHTS_MIRROR", f"http://127.0.0.1:{server.server_port}/")
+    try:
+        assert weights.sources(get_model("u2netp").weights) == (
+            Source("url", f"http://127.0.0.1:{server.server_port}/u2netp.onnx"),)
+        assert md5(segkit.download("u2netp")) == U2NETP_MD5
+    finally:
+        server.shutdown()
 
 
 def test_interrupted_download_leaves_no_file_under_the_final_name(home, monkeypatch):

@@ -14,7 +14,8 @@ _UNAVAILABLE: dict[str, str] = {}  # model -> why its weights could not be fetch
 
 
 def mark_unavailable(name: str, reason: str) -> None:
-    """Remember that a model's weights could not be fetched from where this server stands."""
+    """Remember that a model's weights can't be fetched from where this server stands, and why
+    (a failed download, or ``segkit.models.reachability``'s check at start)."""
     _UNAVAILABLE[get_model(name).name] = reason
 
 
@@ -25,7 +26,7 @@ def model_state(name: str) -> str:
     if is_cached(spec):
         return "cached"
     if spec.name in _UNAVAILABLE:
-        return "unavailable offline"
+        return f"unavailable: {_UNAVAILABLE[spec.name]}"
     return f"download {spec.download_mb:.0f} MB"
 
 
@@ -51,7 +52,5 @@ def model_choices() -> list[tuple[str, str]]:
 def status_line(model: str) -> str:
     spec = get_model(model)
     state = model_state(model)
-    if state == "unavailable offline":
-        state += f" ({_UNAVAILABLE[spec.name]})"
     notice = f" · **{licence_notice(spec)}**" if spec.non_commercial else ""
     return f"Device: **{device()}** · model **{model}**: {state} · {spec.description}{notice}"

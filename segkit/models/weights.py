@@ -101,6 +101,16 @@ def is_cached(spec: ModelSpec) -> bool:
 _FETCHERS = FETCHERS  # by source kind (tests swap entries)
 
 
+def sources(weights: WeightFile) -> tuple[Source, ...]:
+    """Where a file is fetched from: the registry's sources, or only ``$SEGKIT_WEIGHTS_MIRROR/<filename>``
+    when that is set, for a server that may not reach GitHub or Hugging Face (the mirror can be a copy
+    of a weight cache folder served over HTTP(S)). A person's own file has no source either way."""
+    mirror = os.getenv("SEGKIT_WEIGHTS_MIRROR", "").strip()
+    if mirror and weights.sources:
+        return (Source("url", f"{mirror.rstrip('/')}/{weights.filename}"),)
+    return weights.sources
+
+
 def _fetch_one(source: Source, weights: WeightFile, final: Path, progress: Progress) -> None:
     """One source into ``.<name>.part`` (kept after a cut HTTPS download, to resume), then verified and renamed."""
     part = final.parent / f".{final.name}.part"
@@ -119,9 +129,9 @@ def _fetch_one(source: Source, weights: WeightFile, final: Path, progress: Progr
 
 def manual_install_hint(spec: ModelSpec, weights: Optional[WeightFile] = None) -> str:
     w = weights or spec.weights
-    if not w.sources:
+    if not sources(w):
         return f"put the file back under {cache_dir()}"
-    return (f"download {w.sources[0].describe()} by hand and save it as {cache_dir() / w.filename} "
+    return (f"download {sources(w)[0].describe()} by hand and save it as {cache_dir() / w.filename} "
             f"({w.checksum}), or run `python -m segkit download {spec.name}` where the network allows")
 
 
@@ -157,7 +167,7 @@ def _fetch_file(spec: ModelSpec, weights: WeightFile, progress: Progress) -> Pat
         if found:
             return found
         failures = []
-        for source in weights.sources:
+        for source in sources(weights):
             try:
                 _fetch_one(source, weights, final, progress)
                 return final
