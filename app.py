@@ -10,6 +10,7 @@ import argparse
 import ctypes
 import logging
 import os
+from pathlib import Path
 
 import gradio as gr
 
@@ -30,6 +31,8 @@ CSS = """
 #notes:empty { display: none; }
 .checker .caption-label { white-space: normal; overflow-wrap: anywhere; font-size: 0.75rem; }
 """
+# the API page's MCP tab says to start this app with --mcp, not to edit launch() (see the file)
+API_PAGE_HEAD = Path(__file__).parent / "ui" / "api_page.html"
 log = logging.getLogger("segkit.app")
 
 with gr.Blocks(title="segkit: cut out the subject", delete_cache=(600, 900)) as demo:
@@ -87,7 +90,7 @@ def main(argv=None) -> None:
         except segkit.SegkitError as exc:  # serve anyway: the page shows the same error on use
             log.warning("could not preload %s: %s", name, service.public_message(exc))
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, max_file_size=UPLOAD_CEILING,
-                show_error=False, css=CSS, mcp_server=args.mcp or None)
+                show_error=False, css=CSS, head_paths=[API_PAGE_HEAD], mcp_server=args.mcp or None)
 
 
 if __name__ == "__main__":

@@ -285,3 +285,14 @@ def test_models_the_server_cannot_fetch_are_marked_before_anyone_picks_one(chrom
         page.close()
         app.stop()
 
+
+def test_the_api_pages_mcp_tab_says_to_start_the_app_with_mcp(page):
+    """9: Gradio's MCP tab told people to edit `launch(mcp_server=True)`; this app takes `--mcp`."""
+    from playwright.sync_api import expect
+
+    page.get_by_text("Use via API").first.click()
+    page.locator("li.snippet", has_text="MCP").click()
+    hint = page.get_by_text("can also serve as an MCP server").first
+    expect(hint).to_contain_text("python app.py --mcp", timeout=10_000)
+    assert "launch(" not in hint.inner_text() and "GRADIO_MCP_SERVER" in hint.inner_text()
+    shot(page, "api-mcp.png")
