@@ -44,7 +44,7 @@ FORMATS = {
     "webm": Format("libvpx-vp9", "yuva420p", "yuv420p", False, False, ("opus", "vorbis"), "libopus",
                    {"deadline": "realtime", "cpu-used": "8", "row-mt": "1", "crf": "24", "b": "0"}),
     # ProRes 4444 keeps alpha near-losslessly. FFmpeg's "prores" (prores_aw) encoder rather than prores_ks:
-    # a third of the CPU a frame at a slightly lower bitrate, still well under one level of error (bench/RESULTS.md).
+    # far less CPU a frame at a slightly lower bitrate, still under one level of error (bench/RESULTS.md).
     # Even sizes: prores_ks mangled a row of odd-height frames; kept for either encoder.
     "mov": Format("prores", "yuva444p10le", "yuv444p10le", True, True, ("aac", "mp3", "alac", "pcm_s16le", "opus"),
                   "aac", {"profile": "4"}),  # 4: the 4444 profile (prores_aw takes numbers only)
