@@ -2,10 +2,10 @@
 
     .venv/bin/python -m bench.video_bench [--frames 48] [--formats webm mp4 mov zip]
 
-"network alone" runs segkit's u2netp session on the frames' prepared inputs
-(decoded and resized beforehand, outside the clock), the best of one session
-using every core and two one-thread sessions side by side (what segkit.process
-uses for a CPU batch). "segkit video" is ``segment_video`` from the clip file
+"network alone" runs u2netp on the frames' prepared inputs (decoded and
+resized beforehand, outside the clock), the better of segkit's pooled session
+(every core, one frame after another) and the video path's own way (two frames
+side by side, ``session_side_by_side``). "segkit video" is ``segment_video`` from the clip file
 to the output file: decode, network, compose and encode. "rembg loop" decodes
 with PyAV, calls ``rembg.remove`` per frame and encodes the same way, one step
 after another. Ratios are the claims; absolute rates move with the machine.
@@ -27,8 +27,9 @@ import numpy as np
 from PIL import Image
 
 import segkit
-from segkit import api, pipeline
 from segkit.models.lookup import get_model
+from segkit.models.predict import model_input
+from segkit.models.sessions import session_for, session_side_by_side
 from segkit.video import probe, segment_video
 from segkit.video.reader import read_frames
 from segkit.video.writer import FORMATS
@@ -42,8 +43,7 @@ WIDTH, HEIGHT, FPS = 1280, 720, 24
 def network_alone(tensors: list[np.ndarray]) -> float:
     """Frames per second of the network by itself, the better of one session and two side by side."""
     spec = get_model("u2netp")
-    whole = api.session_for(spec)
-    half = api.session_for(spec, threads=max(1, (os.cpu_count() or 2) // 2))
+    whole, half = session_for(spec), session_side_by_side(spec, 2)
 
     def run(session, tensor):
         session.run(None, {session.get_inputs()[0].name: tensor})
@@ -112,7 +112,7 @@ def main(argv=None) -> None:
     clip = write_clip(folder / "clip.mp4", photo_frames(WIDTH, HEIGHT, args.frames), fps=FPS)
     segkit.preload("u2netp")
     spec = get_model("u2netp")
-    tensors = [pipeline.model_input(f.image, spec.preprocess) for f in read_frames(probe(clip))]
+    tensors = [model_input(f.image, spec.preprocess) for f in read_frames(probe(clip))]
     network_alone(tensors[:4])  # warm both sessions
     print(f"# {WIDTH}x{HEIGHT}, {args.frames} frames at {FPS} fps, u2netp, {segkit.device()}, "
           f"{os.cpu_count()} cores, PyAV {av.__version__} (FFmpeg {av.ffmpeg_version_info})")

@@ -110,6 +110,28 @@ def test_mp4_composes_over_a_colour(clip, expected, tmp_path):
     _kept_timing_and_sound(out, clip, "aac")
 
 
+@pytest.mark.parametrize("suffix", ["webm", "mov", "mp4"])
+def test_streams_and_frames_are_tagged_bt709_limited_range(clip, tmp_path, suffix):
+    out = segment_video(clip, tmp_path / f"pan.{suffix}", background="#ff0000" if suffix == "mp4" else None)
+    with av.open(str(out)) as container:
+        codec = container.streams.video[0].codec_context
+        frame = next(container.decode(video=0))
+    bt709, limited = 1, 1
+    for tagged in (codec, frame):
+        assert (tagged.color_primaries, tagged.color_trc, tagged.colorspace, tagged.color_range) == \
+            (bt709, bt709, bt709, limited)
+
+
+def test_colours_are_converted_with_the_bt709_matrix_the_tags_name(clip, expected, tmp_path):
+    out = segment_video(clip, tmp_path / "red.webm", background="#ff0000")  # upright, 8-bit yuv420p
+    with av.open(str(out)) as container:
+        frame = next(container.decode(video=0))
+    luma = np.frombuffer(frame.planes[0], np.uint8).reshape(frame.height, -1)[:, :frame.width]
+    behind = np.asarray(expected[2][0]) == 0  # pure red where the subject is not
+    assert behind.mean() > 0.05
+    assert np.median(luma[behind]) == pytest.approx(16 + 219 * 0.2126, abs=2)  # BT.709 limited; BT.601 gives 81
+
+
 def test_variable_frame_rate_keeps_each_frames_time(tmp_path):
     times = [0, 10, 15, 30, 35, 40, 60, 70]  # 1/120 s units
     source = write_clip(tmp_path / "vfr.mkv", photo_frames(48, 48, len(times)), timestamps=times, audio=False)

@@ -1,6 +1,6 @@
 """The Video tab's endpoints through the real app server, driven by gradio_client: a clip
 made here comes back as a webm with alpha, a clip over the limit gets its own message, and
-a cancelled job keeps nothing in the output folder."""
+a cancelled job keeps nothing in the output folder, running or still queued."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from gradio_client import handle_file
+from gradio_client import Client, handle_file
 
 from appserver import AppServer
 from video_clips import decoded_output, make_clip
@@ -81,3 +81,22 @@ def test_cancel_keeps_nothing(client, clips, outputs):
     assert notes.startswith("Cancelled at frame ") and notes.endswith("; nothing was kept.")
     assert files_in(outputs) == before
     assert not any(p.name.endswith(".partial.webm") for p in outputs.rglob("*"))
+
+
+def test_cancel_while_queued_stops_the_job_before_it_starts(client, server, clips, outputs):
+    before = files_in(outputs)
+    other = Client(server.url, verbose=False)  # another visitor's job holds the queue's one worker
+    blocker = other.submit(handle_file(str(clips / "full.mp4")), formats=["webm", "mov", "mp4", "zip"],
+                           api_name="/segment_video")
+    deadline = time.time() + 60
+    while not blocker.status().progress_data and time.time() < deadline:
+        time.sleep(0.1)
+    job = client.submit(handle_file(str(clips / "short.mp4")), api_name="/segment_video")
+    while job.status().code.name != "IN_QUEUE" and time.time() < deadline:
+        time.sleep(0.1)
+    assert not blocker.done() and job.status().code.name == "IN_QUEUE"
+    client.predict(api_name="/cancel_video")
+    other.predict(api_name="/cancel_video")
+    assert job.result(timeout=60) == (None, [], "Cancelled; nothing was kept.")
+    assert blocker.result(timeout=60)[2].startswith("Cancelled at frame ")
+    assert files_in(outputs) == before

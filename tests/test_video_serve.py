@@ -59,7 +59,20 @@ def test_cancel_removes_the_request_folder(clip, tmp_path):
         with pytest.raises(VideoCancelled):
             serve_video(clip, formats=("webm", "mov"), root=tmp_path, progress=cancel_at_third_frame, cancel=flag)
     assert list(tmp_path.iterdir()) == []
-    assert not jobs.cancel("visitor")  # the job is over: nothing to cancel
+    assert not jobs.cancel("visitor")  # the job is over: this one stops the next before it starts
+
+
+def test_a_job_cancelled_while_queued_does_nothing_and_a_new_request_is_not_cancelled(clip, tmp_path):
+    jobs = Jobs()
+    jobs.expect("visitor")  # the button pressed: the job waits in the queue
+    assert jobs.cancel("visitor")
+    with jobs.running("visitor") as flag, pytest.raises(VideoCancelled, match="before it started"):
+        serve_video(clip, root=tmp_path, cancel=flag)
+    assert list(tmp_path.iterdir()) == []
+    jobs.cancel("visitor")  # too late: the job is over
+    jobs.expect("visitor")  # the button pressed again
+    with jobs.running("visitor") as flag:
+        assert not flag.is_set()
 
 
 def test_no_video_bad_format_and_bad_option_are_named(tmp_path):

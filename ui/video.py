@@ -64,8 +64,15 @@ def segment_video(video: str | None = None, request: gr.Request = None, progress
 
 
 def cancel_video(request: gr.Request):
-    """Stop this visitor's running video job; its files are removed."""
-    return "Cancelling…" if JOBS.cancel(request.session_hash) else gr.skip()
+    """Stop this visitor's video job, running or still queued; its files are removed."""
+    JOBS.cancel(request.session_hash)
+    return "Cancelling…"
+
+
+def start(request: gr.Request):
+    """The run button pressed: a fresh cancel flag for the job now queued, and the buttons busy."""
+    JOBS.expect(request.session_hash)
+    return busy(True)
 
 
 def busy(working: bool):
@@ -108,7 +115,7 @@ def build(status: gr.Markdown) -> gr.Dropdown:
 
     # --- wiring ---------------------------------------------------------------------------------
     model.change(catalog.status_line, model, status, api_visibility="private")
-    started = run.click(lambda: busy(True), None, [run, cancel], queue=False, api_visibility="private")
+    started = run.click(start, None, [run, cancel], queue=False, api_visibility="private")
     started.then(segment_video, [video], [preview, downloads, notes],
                  inputs_kwargs=seed_first(controls, {"url": url, "formats": formats, "smooth": smooth,
                                                      "background": background, "colour": colour,

@@ -89,7 +89,7 @@ def _shared_cpu_arena() -> None:
     ort.create_and_register_allocator(memory, ort.OrtArenaCfg(0, 1, -1, -1))  # no cap, kSameAsRequested
 
 
-def _session_options() -> ort.SessionOptions:
+def _session_options(threads: int | None = None) -> ort.SessionOptions:
     options = ort.SessionOptions()
     options.log_severity_level = 3
     # Each session's own arena, holding a memory pattern per input shape, keeps its largest run's
@@ -101,7 +101,7 @@ def _session_options() -> ort.SessionOptions:
     # Idle intra-op threads otherwise spin after each run and steal the cores the
     # resize/compose stages need right then (bench/RESULTS.md).
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    threads = os.getenv("SEGKIT_THREADS") or os.getenv("OMP_NUM_THREADS")
+    threads = os.getenv("SEGKIT_THREADS") or os.getenv("OMP_NUM_THREADS") or threads
     if threads:
         options.intra_op_num_threads = int(threads)
     return options
@@ -114,12 +114,13 @@ def _with_options(provider: str):
     return provider
 
 
-def build_session(path: Path, spec: ModelSpec) -> ort.InferenceSession:
-    """Create one session, falling back to CPU when CUDA was chosen but does not start.
+def build_session(path: Path, spec: ModelSpec, threads: int | None = None) -> ort.InferenceSession:
+    """Create one session, falling back to CPU when CUDA was chosen but does not start;
+    ``threads`` caps its CPU threads (the environment's setting wins).
     A person's own file that does not load, or takes the wrong input, is their input error."""
     chosen = list(providers())
     try:
-        session = ort.InferenceSession(str(path), _session_options(), providers=[_with_options(p) for p in chosen])
+        session = ort.InferenceSession(str(path), _session_options(threads), providers=[_with_options(p) for p in chosen])
     except Exception as exc:  # noqa: BLE001 - onnxruntime raises several unrelated types
         reason = str(exc).replace(str(path.parent), "<model cache>")  # no server paths in messages
         if spec.user_file:
@@ -216,3 +217,14 @@ POOL = SessionPool()
 def session_for(spec: ModelSpec, progress: Progress = None) -> ort.InferenceSession:
     """The model's live session, fetching (and converting) its weights on first use."""
     return POOL.get(spec, lambda s: model_path(s, progress))
+
+
+def session_side_by_side(spec: ModelSpec, runs: int, progress: Progress = None):
+    """A session for ``runs`` inputs run at once from as many threads. On the CPU it is built for
+    the caller (not pooled: it holds its own copy of the weights while the caller keeps it), with
+    the cores split between the runs: one-thread runs side by side leave no core waiting at
+    another's barrier, so the work around the network fills the gaps (bench/RESULTS.md).
+    Elsewhere, and for two-part models, it is the pooled session."""
+    if providers()[0] != "CPUExecutionProvider" or spec.output == "prompted":
+        return session_for(spec, progress)
+    return build_session(model_path(spec, progress), spec, threads=max(1, (os.cpu_count() or 2) // runs))

@@ -6,7 +6,7 @@ Where each part lives:
 
     reader.py  probe() and check_limits(): what a file is and whether it is taken;
                read_frames(): decoded frames, upright, with their timestamps
-    run.py     segment_video(): the overlapped decode -> segkit.process -> encode loop,
+    run.py     segment_video(): the overlapped decode -> segment (two frames side by side) -> encode loop,
                progress, cancellation, temporary file and rename
     writer.py  one encoder per target suffix (webm, mov, mp4, zip), rotation and sound kept
     smooth.py  the temporal smoother and the flicker measure it is judged by

@@ -2,7 +2,7 @@
 
 Three stages, each in its own thread, joined by short bounded queues:
 
-    decode thread  -> frames  -> network thread (segkit.process, a few frames a call)
+    decode thread  -> frames  -> network thread (pipeline.segment_one, two frames side by side)
                    -> results -> caller's thread (smooth, compose, encode, progress)
 
 The caller's thread does the encoding so that ``progress`` and ``cancel`` act
@@ -17,21 +17,24 @@ import os
 import queue
 import threading
 import uuid
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Optional
 
 import numpy as np
 from PIL import Image
 
-from ..batch import process
 from ..errors import InvalidInputError, SegkitError
 from ..io.compose import compose
+from ..models.sessions import session_side_by_side
 from ..options import Options
+from ..pipeline import segment_one
 from .reader import check_limits, probe, read_frames
 from .smooth import TemporalSmoother, strength_of
 from .writer import format_for, open_writer
 
-FRAMES_PER_CALL = 4  # frames handed to segkit.process at once
+FRAMES_AT_ONCE = 2  # frames segmented side by side, each in its own thread (models.sessions.session_side_by_side)
 QUEUE_FRAMES = 8  # frames waiting between two stages: enough to ride out a slow frame, small in memory
 POLL_SECONDS = 0.1  # how often a waiting stage looks for a stop
 ProgressFn = Optional[Callable[[int, int], Any]]
@@ -101,26 +104,31 @@ def _decode(stages: _Stages, info, frames: queue.Queue) -> None:
         reader.close()
 
 
-def _segment(stages: _Stages, label: str, options: dict, frames: queue.Queue,
+def _segment(stages: _Stages, label: str, settings: Options, frames: queue.Queue,
              results: queue.Queue) -> None:
-    ended = False
-    while not ended:
-        batch = []
-        while len(batch) < FRAMES_PER_CALL:
-            frame = stages.get(frames)
-            if frame is _END:
-                ended = True
-                break
-            batch.append(frame)
-        if stages.stop.is_set():
-            return
-        outcomes = process([frame.image for frame in batch], **options) if batch else []
-        for frame, outcome in zip(batch, outcomes):
-            if outcome.error:
-                raise InvalidInputError(f"{label}: frame {frame.index + 1}: {outcome.error}")
-            if not stages.put(results, (frame, outcome)):
+    """Segment frames ``FRAMES_AT_ONCE`` at a time, handing them on in order."""
+    session = session_side_by_side(settings.spec, FRAMES_AT_ONCE)
+    pool = ThreadPoolExecutor(FRAMES_AT_ONCE, thread_name_prefix="segkit-video-network")
+    pending: deque = deque()  # (frame, future), oldest first
+    try:
+        while (frame := stages.get(frames)) is not _END:
+            pending.append((frame, pool.submit(segment_one, frame.image, settings, session, frame.index)))
+            if len(pending) > FRAMES_AT_ONCE and not _hand_on(stages, label, *pending.popleft(), results):
                 return
-    stages.put(results, _END)
+        while pending:
+            if not _hand_on(stages, label, *pending.popleft(), results):
+                return
+        stages.put(results, _END)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _hand_on(stages: _Stages, label: str, frame, future, results: queue.Queue) -> bool:
+    try:
+        outcome = future.result()
+    except SegkitError as exc:
+        raise InvalidInputError(f"{label}: frame {frame.index + 1}: {exc}") from None
+    return stages.put(results, (frame, outcome))
 
 
 def segment_video(source: str | os.PathLike, target: str | os.PathLike, *,
@@ -154,7 +162,7 @@ def segment_video(source: str | os.PathLike, target: str | os.PathLike, *,
     stages = _Stages(cancel)
     frames, results = queue.Queue(QUEUE_FRAMES), queue.Queue(QUEUE_FRAMES)
     threads = [stages.run("decode", _decode, stages, info, frames),
-               stages.run("network", _segment, stages, info.label, options, frames, results)]
+               stages.run("network", _segment, stages, info.label, Options.of(**options), frames, results)]
     try:
         done = 0
         while (item := stages.get(results, in_caller=True)) is not _END:

@@ -58,17 +58,22 @@ def fetch_video(url: str, folder: Path) -> Path:
 
 
 class Jobs:
-    """A cancel flag per person (per browser session), so a Cancel button reaches their running job."""
+    """A cancel flag per person (per browser session), so a Cancel button reaches their job while it
+    waits in the queue as well as while it runs: a job picks up the flag its person already has."""
 
     def __init__(self):
         self._flags: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
 
+    def expect(self, key: str) -> None:
+        """``key`` has just asked for a job: a fresh flag, so an earlier Cancel does not stop it."""
+        with self._lock:
+            self._flags[key] = threading.Event()
+
     @contextmanager
     def running(self, key: str) -> Iterator[threading.Event]:
-        flag = threading.Event()
         with self._lock:
-            self._flags[key] = flag
+            flag = self._flags.setdefault(key, threading.Event())
         try:
             yield flag
         finally:
@@ -77,12 +82,12 @@ class Jobs:
                     del self._flags[key]
 
     def cancel(self, key: str) -> bool:
-        """Stop ``key``'s job; False when none is running."""
+        """Stop ``key``'s job, running or queued (with no flag yet, the next to start); False when
+        ``key`` had no flag: no job running and none asked for through ``expect``."""
         with self._lock:
-            flag = self._flags.get(key)
-        if flag is not None:
-            flag.set()
-        return flag is not None
+            known = key in self._flags
+            self._flags.setdefault(key, threading.Event()).set()
+        return known
 
 
 def serve_video(source: str | os.PathLike | None, url: str = "", *, formats: tuple[str, ...] = (PREVIEW_FORMAT,),
@@ -101,6 +106,8 @@ def serve_video(source: str | os.PathLike | None, url: str = "", *, formats: tup
     if not source and not (url or "").strip():
         raise InvalidInputError("no video given: upload one, or give its URL", subject="video")
     Options.of(**options, background=background)  # a bad option is named before anything is fetched
+    if cancel is not None and cancel.is_set():  # cancelled while it waited in the queue
+        raise VideoCancelled("cancelled before it started")
     folder = output_dir(root)
     try:
         path = Path(source) if source else fetch_video(url.strip(), folder)

@@ -43,13 +43,22 @@ FORMATS = {
     # realtime speed 8: the quality/speed point where encoding keeps pace with the network (bench/video_bench.py)
     "webm": Format("libvpx-vp9", "yuva420p", "yuv420p", False, False, ("opus", "vorbis"), "libopus",
                    {"deadline": "realtime", "cpu-used": "8", "row-mt": "1", "crf": "24", "b": "0"}),
-    # ProRes 4444 keeps alpha near-losslessly; prores_ks mangles a row of odd-height frames, hence even sizes
-    "mov": Format("prores_ks", "yuva444p10le", "yuv444p10le", True, True, ("aac", "mp3", "alac", "pcm_s16le", "opus"),
-                  "aac", {"profile": "4444"}),
+    # ProRes 4444 keeps alpha near-losslessly. FFmpeg's "prores" (prores_aw) encoder rather than prores_ks:
+    # far less CPU a frame at a slightly lower bitrate, still under one level of error (bench/RESULTS.md).
+    # Even sizes: prores_ks mangled a row of odd-height frames; kept for either encoder.
+    "mov": Format("prores", "yuva444p10le", "yuv444p10le", True, True, ("aac", "mp3", "alac", "pcm_s16le", "opus"),
+                  "aac", {"profile": "4"}),  # 4: the 4444 profile (prores_aw takes numbers only)
     "mp4": Format("libx264", None, "yuv420p", True, True, ("aac", "mp3", "opus"), "aac",
                   {"preset": "veryfast", "crf": "18"}),
     "zip": Format("png", "RGBA", "RGB", False, False),
 }
+
+
+# Pictures are converted to YUV with the BT.709 matrix in limited ("tv") range, and the streams say so
+# (primaries, transfer, matrix, range): untagged, players guess BT.601 for small frames and BT.709 for
+# HD, and swscale converts untagged RGB with BT.601, so colours shifted. 1 is BT.709 in all three tables.
+BT709 = 1
+LIMITED_RANGE = av.video.reformatter.ColorRange.MPEG
 
 
 def format_for(target: Path, fmt: str | None = None) -> str:
@@ -121,6 +130,9 @@ class VideoWriter:
             self.video.pix_fmt = spec.alpha_pixels if alpha else spec.opaque_pixels
             self.video.time_base = self.video.codec_context.time_base = info.time_base
             self.video.options = dict(spec.options)
+            codec = self.video.codec_context
+            codec.color_primaries = codec.color_trc = codec.colorspace = BT709
+            codec.color_range = LIMITED_RANGE
             if self.rotation:
                 self.video.set_display_rotation(self.rotation)
             self.sound = _Sound(info, self.container, spec) if info.has_audio else None
@@ -131,7 +143,9 @@ class VideoWriter:
     def write(self, pts: int, image: Image.Image) -> None:
         pixels = stored(np.asarray(image), self.rotation)[:self.height, :self.width]
         kind = {"RGBA": "rgba", "RGB": "rgb24", "L": "gray"}[image.mode]
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), format=kind)
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), format=kind).reformat(
+            format=self.video.pix_fmt, dst_colorspace="ITU709", dst_color_range=LIMITED_RANGE)
+        frame.color_primaries = frame.color_trc = BT709
         frame.pts, frame.time_base = pts, self.info.time_base
         self.container.mux(self.video.encode(frame))
         if self.sound:
