@@ -34,14 +34,20 @@ CALIBRATION = ["ihc.png", "retina.jpg", "hubble_deep_field.jpg", "color.png", "l
                "coins.png", "grass.png", "brick.png", "text.png", "page.png", "horse.png", "gravel.png",
                "clock_motion.png", "microaneurysms.png", "cell.png", "phantom.png"]
 # name -> (per-channel weights, calibration, keep the first conv and the 1-channel side/fuse convs in float,
-#          calibrate on the evaluation photos: a diagnosis of range vs resolution, never shipped)
+#          calibrate on the evaluation photos: a diagnosis of range vs resolution, never shipped,
+#          what else: "zero-dead" zeroes conv channels whose weights are all below 1/1000 of the layer's
+#          largest, "encoder-only" keeps the second half of the convs in float, "no-bias-adjust" passes
+#          QDQDisableWeightAdjustForInt32Bias)
 CONFIGS = {
-    "minmax": (True, "MinMax", True, False),
-    "minmax-all-layers": (True, "MinMax", False, False),
-    "per-tensor": (False, "MinMax", True, False),
-    "percentile": (True, "Percentile", True, False),
-    "entropy": (True, "Entropy", True, False),
-    "minmax-calibrated-on-evaluation": (True, "MinMax", True, True),
+    "minmax": (True, "MinMax", True, False, ""),
+    "minmax-all-layers": (True, "MinMax", False, False, ""),
+    "per-tensor": (False, "MinMax", True, False, ""),
+    "percentile": (True, "Percentile", True, False, ""),
+    "entropy": (True, "Entropy", True, False, ""),
+    "minmax-calibrated-on-evaluation": (True, "MinMax", True, True, ""),
+    "minmax-zero-dead": (True, "MinMax", True, False, "zero-dead"),
+    "minmax-encoder-only": (True, "MinMax", True, False, "encoder-only"),
+    "minmax-no-bias-adjust": (True, "MinMax", True, False, "no-bias-adjust"),
 }
 
 
@@ -72,19 +78,38 @@ class _Reader(q.CalibrationDataReader):
 
 
 def quantise(spec, source: str, target: str, config: str, folder: str) -> None:
-    per_channel, method, keep_edges, on_evaluation = CONFIGS[config]
+    per_channel, method, keep_edges, on_evaluation, variant = CONFIGS[config]
     opset13, pre = os.path.join(folder, "opset13.onnx"), os.path.join(folder, "pre.onnx")
     if not os.path.exists(pre):
         onnx.save(onnx.version_converter.convert_version(onnx.load(source), 13), opset13)
         q.quant_pre_process(opset13, pre, skip_symbolic_shape=True)
-    graph = onnx.load(pre).graph
+    model = onnx.load(pre)
+    graph = model.graph
     weights = {i.name: i for i in graph.initializer}
     convs = [n for n in graph.node if n.op_type == "Conv"]
     keep = [convs[0].name] + [n.name for n in convs if weights[n.input[1]].dims[0] == 1] if keep_edges else []
+    if variant == "encoder-only":
+        keep += [n.name for n in convs[len(convs) // 2:]]
+    if variant == "zero-dead":
+        for conv in convs:
+            _zero_dead_channels(weights[conv.input[1]])
+        pre = os.path.join(folder, f"{config}-source.onnx")
+        onnx.save(model, pre)
     images = [picture(n) for n in EVALUATION] if on_evaluation else calibration_pictures()
     q.quantize_static(pre, target, _Reader(spec, images, graph.input[0].name), quant_format=q.QuantFormat.QDQ,
                       per_channel=per_channel, activation_type=q.QuantType.QUInt8, weight_type=q.QuantType.QInt8,
-                      nodes_to_exclude=keep, calibrate_method=getattr(q.CalibrationMethod, method))
+                      nodes_to_exclude=keep, calibrate_method=getattr(q.CalibrationMethod, method),
+                      extra_options={"QDQDisableWeightAdjustForInt32Bias": variant == "no-bias-adjust"})
+
+
+def _zero_dead_channels(tensor) -> None:
+    """Output channels whose weights are all below 1/1000 of the layer's largest become exactly zero."""
+    from onnx import numpy_helper
+
+    weight = numpy_helper.to_array(tensor).copy()
+    largest = np.abs(weight.reshape(weight.shape[0], -1)).max(axis=1)
+    weight[largest < 1e-3 * max(float(largest.max()), 1e-12)] = 0
+    tensor.CopyFrom(numpy_helper.from_array(weight, tensor.name))
 
 
 def session(path: str) -> ort.InferenceSession:
