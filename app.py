@@ -7,7 +7,6 @@ Hugging Face Spaces run this file and serve ``demo``, which is built at import t
 from __future__ import annotations
 
 import argparse
-import ctypes
 import logging
 import os
 from pathlib import Path
@@ -16,6 +15,7 @@ import gradio as gr
 
 import segkit
 from segkit import options, service
+from segkit.memory import few_malloc_heaps
 from segkit.models import catalog
 from ui import clicks, live, photos, video
 from ui.common import model_status
@@ -49,16 +49,6 @@ with gr.Blocks(title="segkit: cut out the subject", delete_cache=(600, 900)) as 
     demo.load(model_status, model, [model, status], api_visibility="private")
 
 demo.queue(default_concurrency_limit=QUEUE_CONCURRENCY, max_size=64)
-
-
-def few_malloc_heaps() -> None:
-    """glibc gives busy threads heaps of their own (up to eight per core) and keeps what they free:
-    behind Gradio's worker threads the server's resident memory crept up request after request.
-    Two heaps keep it flat (tests/test_soak.py); ``MALLOC_ARENA_MAX`` still decides where set."""
-    try:
-        ctypes.CDLL("libc.so.6").mallopt(-8, int(os.getenv("MALLOC_ARENA_MAX", 2)))  # -8: M_ARENA_MAX
-    except (OSError, AttributeError):
-        pass  # another C library
 
 
 def main(argv=None) -> None:

@@ -98,9 +98,9 @@ def _session_options(threads: int | None = None) -> ort.SessionOptions:
     _shared_cpu_arena()
     options.add_session_config_entry("session.use_env_allocators", "1")
     options.enable_mem_pattern = False
-    # Idle intra-op threads otherwise spin after each run and steal the cores the
-    # resize/compose stages need right then (bench/RESULTS.md).
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    # Threads spin while a run lasts (waking them between its many small operators costs more) and
+    # stop as it ends, so they don't take the cores the resize/cutout stages need next (bench/RESULTS.md).
+    options.add_session_config_entry("session.force_spinning_stop", "1")
     threads = os.getenv("SEGKIT_THREADS") or os.getenv("OMP_NUM_THREADS") or threads
     if threads:
         options.intra_op_num_threads = int(threads)
