@@ -59,6 +59,20 @@ def network_alone(tensors: list[np.ndarray]) -> float:
     return max(sequential, side_by_side)
 
 
+def video_rate(clip: Path, target: Path, background, frames: int, frames_at_once: int | None = None) -> float:
+    """Frames per second of ``segment_video``; ``frames_at_once=1`` is the A/B without side by side."""
+    from segkit.video import run
+
+    shipped = run.FRAMES_AT_ONCE
+    run.FRAMES_AT_ONCE = frames_at_once or shipped
+    try:
+        start = time.perf_counter()
+        segment_video(clip, target, background=background)
+        return frames / (time.perf_counter() - start)
+    finally:
+        run.FRAMES_AT_ONCE = shipped
+
+
 def rembg_loop(clip: Path, target: Path, fmt: str) -> float:
     """Frames per second of decode -> rembg.remove -> encode, one after another."""
     import rembg
@@ -116,19 +130,21 @@ def main(argv=None) -> None:
     network_alone(tensors[:4])  # warm both sessions
     print(f"# {WIDTH}x{HEIGHT}, {args.frames} frames at {FPS} fps, u2netp, {segkit.device()}, "
           f"{os.cpu_count()} cores, PyAV {av.__version__} (FFmpeg {av.ffmpeg_version_info})")
-    print("| output | network alone | segkit video | rembg loop | segkit/network | segkit/rembg |")
-    print("|---|---|---|---|---|---|")
+    print("| output | network alone | segkit video | rembg loop | segkit/network | segkit/rembg "
+          "| one frame at a time (A/B) | side by side buys |")
+    print("|---|---|---|---|---|---|---|---|")
     for fmt in args.formats:  # the network is timed again next to each row: neighbours on the machine come and go
         net = network_alone(tensors)
         background = "black" if fmt == "mp4" else None
-        start = time.perf_counter()
-        segment_video(clip, folder / f"out.{fmt}", background=background)
-        ours = args.frames / (time.perf_counter() - start)
+        ours = video_rate(clip, folder / f"out.{fmt}", background, args.frames)
+        single = video_rate(clip, folder / f"single.{fmt}", background, args.frames, frames_at_once=1)
+        ab = f"{single:.2f} fps | {ours / single:.2f}x"
         if fmt == "zip":  # rembg has no PNG-sequence writer to compare with
-            print(f"| {fmt} | {net:.2f} fps | {ours:.2f} fps | - | {ours / net:.2f} | - |")
+            print(f"| {fmt} | {net:.2f} fps | {ours:.2f} fps | - | {ours / net:.2f} | - | {ab} |")
             continue
         theirs = rembg_loop(clip, folder / f"rembg.{fmt}", fmt)
-        print(f"| {fmt} | {net:.2f} fps | {ours:.2f} fps | {theirs:.2f} fps | {ours / net:.2f} | {ours / theirs:.2f}x |")
+        print(f"| {fmt} | {net:.2f} fps | {ours:.2f} fps | {theirs:.2f} fps | {ours / net:.2f} | {ours / theirs:.2f}x "
+              f"| {ab} |")
     flicker_table(folder)
 
 
