@@ -16,11 +16,11 @@ KEEP_FREED_MB = 128  # more than one 12 MP photo's arrays; what a busy server wo
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_ARENA_MAX = -1, -3, -8
 
 
-def _mallopt(option: int, value: int) -> None:
+def _mallopt(option: int, value: int) -> bool:
     try:
-        ctypes.CDLL("libc.so.6").mallopt(option, value)
+        return bool(ctypes.CDLL("libc.so.6").mallopt(option, value))
     except (OSError, AttributeError):
-        pass  # another C library
+        return False  # another C library
 
 
 @functools.lru_cache(maxsize=1)
@@ -29,8 +29,10 @@ def keep_freed_memory() -> None:
     next image. ``SEGKIT_KEEP_FREED_MEMORY=0`` leaves glibc's defaults."""
     if os.getenv("SEGKIT_KEEP_FREED_MEMORY", "1") == "0":
         return
-    _mallopt(_M_MMAP_THRESHOLD, 64 << 20)  # 64 MB: glibc's largest; bigger blocks are still mapped apart
-    _mallopt(_M_TRIM_THRESHOLD, KEEP_FREED_MB << 20)
+    # Bigger blocks are still mapped apart; older glibc caps the threshold at 32 MB. Only once it is
+    # set does the trim threshold go too (setting that alone would pin the mmap threshold at 128 KB).
+    if _mallopt(_M_MMAP_THRESHOLD, 64 << 20) or _mallopt(_M_MMAP_THRESHOLD, 32 << 20):
+        _mallopt(_M_TRIM_THRESHOLD, KEEP_FREED_MB << 20)
 
 
 def few_malloc_heaps() -> None:
