@@ -38,8 +38,8 @@ def by_group() -> list[str]:
 
 def rows() -> list[tuple[str, str, str, str, str]]:
     """(group, name, state, licence, description) for every model, grouped by purpose."""
-    return [(get_model(n).group, n, model_state(n), get_model(n).licence, get_model(n).description)
-            for n in by_group()]
+    return [(spec.group, spec.name, model_state(spec.name), spec.licence, spec.description)
+            for spec in map(get_model, by_group())]
 
 
 def model_choices() -> list[tuple[str, str]]:

@@ -18,6 +18,7 @@ import queue
 import threading
 import uuid
 from collections import deque
+from dataclasses import replace
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -161,8 +162,9 @@ def segment_video(source: str | os.PathLike, target: str | os.PathLike, *,
     writer = open_writer(partial, output, info, alpha=settings.background is None and not only_mask)
     stages = _Stages(cancel)
     frames, results = queue.Queue(QUEUE_FRAMES), queue.Queue(QUEUE_FRAMES)
+    per_frame = replace(settings, background=None)  # the background goes on here, after smoothing
     threads = [stages.run("decode", _decode, stages, info, frames),
-               stages.run("network", _segment, stages, info.label, Options.of(**options), frames, results)]
+               stages.run("network", _segment, stages, info.label, per_frame, frames, results)]
     try:
         done = 0
         while (item := stages.get(results, in_caller=True)) is not _END:

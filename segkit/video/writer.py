@@ -58,6 +58,7 @@ FORMATS = {
 # HD, and swscale converts untagged RGB with BT.601, so colours shifted. 1 is BT.709 in all three tables.
 BT709 = 1
 LIMITED_RANGE = av.video.reformatter.ColorRange.MPEG
+AV_PIXELS = {"RGBA": "rgba", "RGB": "rgb24", "L": "gray"}  # Pillow mode -> PyAV's name for its frames
 
 
 def format_for(target: Path, fmt: str | None = None) -> str:
@@ -141,8 +142,7 @@ class VideoWriter:
 
     def write(self, pts: int, image: Image.Image) -> None:
         pixels = stored(np.asarray(image), self.rotation)[:self.height, :self.width]
-        kind = {"RGBA": "rgba", "RGB": "rgb24", "L": "gray"}[image.mode]
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), format=kind).reformat(
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), format=AV_PIXELS[image.mode]).reformat(
             format=self.video.pix_fmt, dst_colorspace="ITU709", dst_color_range=LIMITED_RANGE)
         frame.color_primaries = frame.color_trc = BT709
         frame.pts, frame.time_base = pts, self.info.time_base
@@ -172,24 +172,22 @@ class PngSequenceWriter:
     FFmpeg's PNG encoder with the Paeth filter at zlib level 1 makes files the size of Pillow's at
     level 1 in about 40% less CPU a frame (bench/RESULTS.md), which the network needs more."""
 
-    PIXELS = {"RGBA": "rgba", "RGB": "rgb24", "L": "gray"}
-
     def __init__(self, path: Path, fmt: str, info: VideoInfo, alpha: bool):
         self.archive = zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED)  # PNG is compressed already
         self.encoders: dict[tuple, av.CodecContext] = {}
         self.count = 0
 
     def write(self, pts: int, image: Image.Image) -> None:
-        if image.mode not in self.PIXELS:
+        if image.mode not in AV_PIXELS:
             image = image.convert("RGBA" if image.has_transparency_data else "RGB")
         key = (image.mode, image.size)
         if key not in self.encoders:
             encoder = av.CodecContext.create("png", "w")
-            encoder.width, encoder.height, encoder.pix_fmt = image.width, image.height, self.PIXELS[image.mode]
+            encoder.width, encoder.height, encoder.pix_fmt = image.width, image.height, AV_PIXELS[image.mode]
             encoder.time_base = Fraction(1, 25)
             encoder.options = {"pred": "paeth", "compression_level": "1"}
             self.encoders[key] = encoder
-        frame = av.VideoFrame.from_ndarray(np.asarray(image), format=self.PIXELS[image.mode])
+        frame = av.VideoFrame.from_ndarray(np.asarray(image), format=AV_PIXELS[image.mode])
         self.count += 1
         frame.pts = self.count
         data = b"".join(bytes(packet) for packet in self.encoders[key].encode(frame))
