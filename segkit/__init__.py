@@ -14,15 +14,13 @@ Where each stage lives::
                        the app's video jobs and live webcam frames
     scale/             bulk jobs on Ray
     warmup.py          numba's cache in a folder that survives, filled at setup and at app start
-    memory.py          the C heap keeps freed image-sized blocks for the next image
+    memory.py          how the C heap hands memory back (the server's two heaps)
     cli.py, comfy.py, service.py   the doors: command line, ComfyUI node, the web app's backend
 """
 
-from .memory import keep_freed_memory
 from .warmup import use_persistent_cache, warm_up
 
 use_persistent_cache()  # before anything imports numba
-keep_freed_memory()  # before the first image's arrays
 
 from .batch import preload, process, segment
 from .errors import (InvalidInputError, ModelLoadError, ModelNotAvailableError, SegkitError,
