@@ -7,6 +7,8 @@ from __future__ import annotations
 import logging
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from typing import Any, Callable, Iterable, Optional, Unpack
 
 import numpy as np
@@ -14,6 +16,7 @@ from PIL import Image
 
 from .errors import InvalidInputError, SegkitError
 from .io.decode import describe, is_tensor, split_tensor_batch
+from .models.batching import BatchingSession
 from .models.sessions import session_for
 from .models.lookup import get_model
 from .options import Options, OptionValues
@@ -48,15 +51,27 @@ def process(images: Any, *, progress: ProgressFn = None, **options: Unpack[Optio
         return []
     session = session_for(settings.spec, progress)
     clock = _Clock(len(items), progress)
-    results = [_run_one(item, index, settings, session, clock) for index, item in enumerate(items)]
+    if isinstance(session, BatchingSession) and len(items) > 1:
+        results = _gathered(items, settings, session, clock)
+    else:
+        results = [_run_one(item, index, settings, session, clock) for index, item in enumerate(items)]
     clock.report(len(items), "done")
     return results
 
 
-def _run_one(item: Any, index: int, settings: Options, session, clock: "_Clock") -> Result:
+def _gathered(items: list, settings: Options, session: BatchingSession, clock: "_Clock") -> list[Result]:
+    """On a GPU: images run from twice a network batch's worth of threads, so that one batch
+    gathers while the last one runs, and the host's pixel work spreads over its cores."""
+    with session.expecting(len(items)), ThreadPoolExecutor(2 * session.max_batch,
+                                                           thread_name_prefix="segkit-batch") as pool:
+        return list(pool.map(lambda index: _run_one(items[index], index, settings, session, clock, nullcontext()),
+                             range(len(items))))
+
+
+def _run_one(item: Any, index: int, settings: Options, session, clock: "_Clock", in_flight=None) -> Result:
     start = time.perf_counter()
     try:
-        result = segment_one(item, settings, session, index, lambda stage: clock.report(index, stage))
+        result = segment_one(item, settings, session, index, lambda stage: clock.report(index, stage), in_flight)
     except SegkitError as exc:
         result = Result(describe(item, index), error=exc)
     except Exception as exc:  # noqa: BLE001 - one image's failure must not lose the batch
@@ -64,7 +79,7 @@ def _run_one(item: Any, index: int, settings: Options, session, clock: "_Clock")
         label = describe(item, index)
         result = Result(label, error=SegkitError(f"{label}: processing failed ({type(exc).__name__})", subject=label))
     result.seconds = time.perf_counter() - start
-    clock.finished(index)
+    clock.finished()
     return result
 
 
@@ -96,8 +111,8 @@ class _Clock:
             text += f" · {left}"
         self.progress((index + step) / self.total, text)
 
-    def finished(self, index: int) -> None:
-        self.done = index + 1
+    def finished(self) -> None:
+        self.done += 1
 
 
 def preload(model: str = "u2netp", progress: ProgressFn = None) -> None:

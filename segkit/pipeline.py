@@ -53,9 +53,10 @@ class Result:
 
 
 def segment_one(item: Any, options: Options, session: ort.InferenceSession, index: int = 0,
-                stage: StageFn = lambda name: None) -> Result:
-    """Cut the subject out of one input; a bad input raises ``InvalidInputError``."""
-    with _IN_FLIGHT:
+                stage: StageFn = lambda name: None, in_flight=None) -> Result:
+    """Cut the subject out of one input; a bad input raises ``InvalidInputError``. ``in_flight``
+    bounds the images in flight at once (by default the process-wide bound above)."""
+    with in_flight or _IN_FLIGHT:
         stage("decoding")
         decoded = decode(item, index)  # bytes, path, array, PIL... -> upright RGB(A), size checked first
         image, spec = decoded.image, options.spec

@@ -24,6 +24,7 @@ from typing import Callable
 import onnxruntime as ort
 
 from ..errors import InvalidInputError, ModelLoadError
+from .batching import batching, network_batch
 from .registry import ModelSpec
 from .weights import Progress, model_path, part_path
 
@@ -114,13 +115,16 @@ def _with_options(provider: str):
     return provider
 
 
-def build_session(path: Path, spec: ModelSpec, threads: int | None = None) -> ort.InferenceSession:
+def build_session(path: Path, spec: ModelSpec, threads: int | None = None,
+                  contents: bytes | None = None) -> ort.InferenceSession:
     """Create one session, falling back to CPU when CUDA was chosen but does not start;
-    ``threads`` caps its CPU threads (the environment's setting wins).
+    ``threads`` caps its CPU threads (the environment's setting wins); ``contents``, where
+    given, is the model at ``path`` rewritten in memory.
     A person's own file that does not load, or takes the wrong input, is their input error."""
     chosen = list(providers())
     try:
-        session = ort.InferenceSession(str(path), _session_options(threads), providers=[_with_options(p) for p in chosen])
+        session = ort.InferenceSession(contents or str(path), _session_options(threads),
+                                       providers=[_with_options(p) for p in chosen])
     except Exception as exc:  # noqa: BLE001 - onnxruntime raises several unrelated types
         reason = str(exc).replace(str(path.parent), "<model cache>")  # no server paths in messages
         if spec.user_file:
@@ -146,7 +150,10 @@ def open_model(spec: ModelSpec, path: Path):
 
         decoder = part_path(spec, 0)
         return SamModel(build_session(path, spec), build_session(decoder, spec)), _mb(path) + _mb(decoder)
-    return build_session(path, spec), _mb(path)
+    session = build_session(path, spec)
+    if (per_run := network_batch(on_gpu=providers()[0] != "CPUExecutionProvider")) > 1:
+        session = batching(session, path, lambda contents: build_session(path, spec, contents=contents), per_run)
+    return session, _mb(path)
 
 
 def _mb(path: Path) -> float:

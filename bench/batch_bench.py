@@ -1,0 +1,91 @@
+"""Gathered network runs (the GPU batch path) against the network alone, one run per image and batched.
+
+    .venv/bin/python -m bench.batch_bench [--photos 64] [--batch 16] [--repeat 2]
+
+Photos of 0.75-1.25 MP (scikit-image's, resized). "network, one per run" is the
+pooled session on prepared inputs; "network, batched" is the same model with a
+free batch size, ``--batch`` inputs per run; "process(), one at a time" and
+"process(), gathered" are the whole pipeline with ``SEGKIT_NETWORK_BATCH`` at 1
+and at ``--batch``. On a GPU the target is gathered >= 80% of the batched
+network; on the CPU gathering is off by default and this row shows why.
+Contenders alternate; the best of ``--repeat`` rounds is kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import numpy as np
+from PIL import Image
+
+import segkit
+from segkit.models.batching import with_batch_axis
+from segkit.models.lookup import get_model
+from segkit.models.predict import model_input
+from segkit.models.sessions import POOL, build_session
+
+
+def photos(count: int) -> list[Image.Image]:
+    from skimage import data
+
+    sources = [data.astronaut(), data.chelsea(), data.coffee(), data.rocket()]
+    out = []
+    for i in range(count):
+        image = Image.fromarray(sources[i % len(sources)])
+        width = int(((0.75 + 0.25 * (i % 3)) * 1e6 * image.width / image.height) ** 0.5)
+        out.append(image.resize((width, width * image.height // image.width), Image.Resampling.BILINEAR))
+    return out
+
+
+def rate(fn, count: int) -> float:
+    start = time.perf_counter()
+    fn()
+    return count / (time.perf_counter() - start)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="u2netp")
+    parser.add_argument("--photos", type=int, default=64)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--repeat", type=int, default=2)
+    args = parser.parse_args(argv)
+    spec, images = get_model(args.model), photos(args.photos)
+    path = segkit.download(args.model)
+    single = build_session(path, spec)
+    free = build_session(path, spec, contents=with_batch_axis(path))
+    name = single.get_inputs()[0].name
+    tensors = [model_input(image, spec.preprocess) for image in images]
+    chunks = [np.concatenate(tensors[i:i + args.batch]) for i in range(0, len(tensors), args.batch)]
+
+    def pipeline(per_run: int):
+        os.environ["SEGKIT_NETWORK_BATCH"] = str(per_run)
+        POOL.clear()
+        segkit.process(images[:2], model=args.model)  # build the session outside the clock
+        return lambda: segkit.process(images, model=args.model)
+
+    contenders = {
+        "network, one per run": lambda: [single.run(None, {name: t}) for t in tensors],
+        "network, batched": lambda: [free.run(None, {name: c}) for c in chunks],
+    }
+    best = {key: 0.0 for key in [*contenders, "process(), one at a time", "process(), gathered"]}
+    for _ in range(args.repeat):
+        for key, fn in contenders.items():
+            fn()  # warm (first batched shapes allocate)
+            best[key] = max(best[key], rate(fn, len(images)))
+        best["process(), one at a time"] = max(best["process(), one at a time"], rate(pipeline(1), len(images)))
+        best["process(), gathered"] = max(best["process(), gathered"], rate(pipeline(args.batch), len(images)))
+    os.environ.pop("SEGKIT_NETWORK_BATCH")
+    print(f"# {args.model}, {segkit.device()}, {os.cpu_count()} cores, {args.photos} photos of 0.75-1.25 MP, "
+          f"{args.batch} per batched run, best of {args.repeat}")
+    print("| " + " | ".join(best) + " | gathered / batched network | gathered / one at a time |")
+    print("|" + "---|" * (len(best) + 2))
+    print("| " + " | ".join(f"{value:.1f} img/s" for value in best.values()) +
+          f" | {best['process(), gathered'] / best['network, batched']:.2f} "
+          f"| {best['process(), gathered'] / best['process(), one at a time']:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,177 @@
+"""Several images through the network in one run, for GPUs.
+
+A GPU runs a few dozen images at once several times faster than one after
+another (bench/RESULTS.md), but rembg's files fix the batch size at 1.
+``with_batch_axis`` frees it, in memory, and keeps the rewrite only where a
+batched run gives each image what a run of its own does. ``BatchingSession``
+then gathers the ``run`` calls that threads make at about the same time into
+one run, so ``pipeline.segment_one`` stays one image top to bottom and the
+batch runner only calls it from several threads. On the CPU one image at a
+time is as fast, so batching is off there unless ``SEGKIT_NETWORK_BATCH`` asks.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from concurrent.futures import Future
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger("segkit")
+LINGER_SECONDS = 0.02  # longest a gathered run waits for the images its runner still expects
+_AXIS = "batch"
+
+
+def network_batch(on_gpu: bool) -> int:
+    """Images per network run: ``SEGKIT_NETWORK_BATCH``, else 16 on a GPU and 1 (off) on the CPU."""
+    value = os.getenv("SEGKIT_NETWORK_BATCH", "").strip()
+    if not value:
+        return 16 if on_gpu else 1
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"SEGKIT_NETWORK_BATCH must be a whole number of images, 1 or more (got {value!r})")
+    return int(value)
+
+
+def with_batch_axis(path: Path) -> bytes | None:
+    """The model at ``path`` with a free batch size, serialised; None where it has no
+    single batched input, or a graph that pins the batch."""
+    import onnx
+
+    model = onnx.load(str(path))
+    weights = {init.name for init in model.graph.initializer}
+    inputs = [value for value in model.graph.input if value.name not in weights]
+    if len(inputs) != 1:
+        return None
+    for value in (inputs[0], *model.graph.output):
+        dims = value.type.tensor_type.shape.dim
+        if not dims or (dims[0].HasField("dim_value") and dims[0].dim_value != 1):
+            return None
+        dims[0].dim_param = _AXIS
+    del model.graph.value_info[:]  # inner shapes recorded with batch 1; onnxruntime infers its own
+    return model.SerializeToString()
+
+
+def batching(session, path: Path, build, max_batch: int):
+    """``session``'s model gathering up to ``max_batch`` images per run where its graph allows
+    (``build(contents)`` makes a session of the rewritten model); else ``session`` itself."""
+    contents = with_batch_axis(path)
+    if contents is not None:
+        free = build(contents)
+        if batches_faithfully(free, session):
+            return BatchingSession(free, max_batch)
+    log.info("%s: one image per network run (its graph does not take a free batch size)", path.name)
+    return session
+
+
+def batches_faithfully(session, single, tolerance: float = 1e-4) -> bool:
+    """Whether a run of two different inputs on ``session`` gives each what ``single`` (the
+    original file's session) gives it alone: a graph may fold the batch into other axes."""
+    feed = session.get_inputs()[0]
+    shape = [d if isinstance(d, int) and d > 0 else 64 for d in feed.shape[1:]]  # free sizes: a small image
+    rng = np.random.default_rng(0)
+    pair = rng.normal(size=(2, *shape)).astype(np.float32)
+    try:
+        together = session.run(None, {feed.name: pair})[0]
+        alone = [single.run(None, {single.get_inputs()[0].name: pair[i:i + 1]})[0] for i in range(2)]
+    except Exception as exc:  # noqa: BLE001 - onnxruntime raises several types for a pinned shape
+        log.info("batched run refused (%s); one image per run", str(exc)[:200])
+        return False
+    scale = max(float(np.abs(np.concatenate(alone)).max()), 1.0)
+    return together.shape[0] == 2 and all(
+        together[i:i + 1].shape == alone[i].shape and float(np.abs(together[i:i + 1] - alone[i]).max()) <= tolerance * scale
+        for i in range(2))
+
+
+class _Request:
+    def __init__(self, tensor: np.ndarray):
+        self.tensor, self.result = tensor, Future()
+
+
+class BatchingSession:
+    """Stands in for a session whose batch size is free: ``run`` may be called from many
+    threads, and calls waiting together run as one (at most ``max_batch`` inputs of a shape).
+
+    The first caller to find no one gathering gathers: while more calls are still to come
+    (``expecting``) it waits for them, at most ``LINGER_SECONDS``, then runs what has come;
+    callers arriving meanwhile wait for its run, and those arriving during it gather the
+    next. Without a runner nothing is to come, and each call runs at once."""
+
+    def __init__(self, session, max_batch: int):
+        self.session, self.max_batch = session, max_batch
+        self._waiting: list[_Request] = []
+        self._changed = threading.Condition()
+        self._gathering = False
+        self._to_come = 0  # calls a runner announced that have not arrived yet
+        self.runs = 0  # network runs so far (tests and benches read it)
+
+    def __getattr__(self, name):  # get_inputs, get_providers... as the session has them
+        if name == "session":  # not set yet (a copy being made): no recursion
+            raise AttributeError(name)
+        return getattr(self.session, name)
+
+    @contextmanager
+    def expecting(self, calls: int):
+        """Announce ``calls`` coming calls for the duration of the block."""
+        with self._changed:
+            self._to_come += calls
+        try:
+            yield self
+        finally:
+            with self._changed:
+                self._to_come = 0
+                self._changed.notify_all()
+
+    def run(self, output_names, feed: dict) -> list:
+        (name, tensor), = feed.items()
+        request = _Request(tensor)
+        with self._changed:
+            self._waiting.append(request)
+            self._to_come = max(0, self._to_come - 1)
+            self._changed.notify_all()
+            lead, self._gathering = not self._gathering, True
+        while lead:
+            lead = self._gather_and_run(output_names, name)
+        return request.result.result()
+
+    def _gather_and_run(self, output_names, name: str) -> bool:
+        """Run one gathered batch; True if callers were left waiting with no one gathering."""
+        deadline = time.monotonic() + LINGER_SECONDS
+        with self._changed:
+            while (len(self._waiting) < self.max_batch and self._to_come
+                   and (left := deadline - time.monotonic()) > 0):
+                self._changed.wait(left)
+            taken, self._waiting = self._waiting[:self.max_batch], self._waiting[self.max_batch:]
+            again = self._gathering = bool(self._waiting)  # over a run's worth came: this caller runs the rest next
+        by_shape: dict[object, list[_Request]] = {}
+        for request in taken:  # inputs of one image each and the same shape run together
+            key = request.tensor.shape if request.tensor.shape[0] == 1 else id(request)
+            by_shape.setdefault(key, []).append(request)
+        for group in by_shape.values():
+            self._run_group(output_names, name, group)
+        return again
+
+    def _run_group(self, output_names, name: str, group: list[_Request]) -> None:
+        """One run for the group; if it fails (a GPU short of memory for the whole batch, say),
+        each input runs alone, so only an input that fails by itself fails."""
+        try:
+            tensor = group[0].tensor if len(group) == 1 else np.concatenate([r.tensor for r in group])
+            outputs = self.session.run(output_names, {name: tensor})
+            self.runs += 1
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises several unrelated types
+            if len(group) > 1:
+                log.warning("a gathered run of %d failed (%s); running them one by one", len(group), str(exc)[:200])
+                for request in group:
+                    self._run_group(output_names, name, [request])
+            else:
+                group[0].result.set_exception(exc)
+            return
+        if len(group) == 1:
+            group[0].result.set_result(outputs)
+            return
+        for i, request in enumerate(group):
+            request.result.set_result([np.ascontiguousarray(out[i:i + 1]) for out in outputs])

@@ -1,0 +1,166 @@
+"""Gathered network runs (segkit.models.batching), the GPU's batch path, exercised on the CPU
+with the real u2netp weights: ``SEGKIT_NETWORK_BATCH`` turns it on here, where it is off by
+default. No GPU is needed to check that a gathered run gives every image what its own run
+gives, that a graph which mixes the images of a batch is refused, and that ``process()``
+keeps order and per-image errors while it gathers."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper
+
+import segkit
+from segkit.models.batching import BatchingSession, batches_faithfully, batching, with_batch_axis
+from segkit.models.lookup import get_model
+from segkit.models.sessions import POOL, session_for
+
+from helpers import _const, _model, png_bytes
+
+CPU = ["CPUExecutionProvider"]
+
+
+@pytest.fixture
+def batched(monkeypatch):
+    """Batching on, on the CPU, for one test; the pool's sessions rebuilt before and after."""
+    monkeypatch.setenv("SEGKIT_NETWORK_BATCH", "4")
+    POOL.clear()
+    yield
+    POOL.clear()
+
+
+def _inputs(count: int, size: int = 320) -> list[np.ndarray]:
+    rng = np.random.default_rng(1)
+    return [rng.normal(size=(1, 3, size, size)).astype(np.float32) for _ in range(count)]
+
+
+def test_u2netp_takes_a_free_batch_size_and_batched_runs_equal_single_ones(u2netp_path):
+    single = ort.InferenceSession(str(u2netp_path), providers=CPU)
+    free = ort.InferenceSession(with_batch_axis(u2netp_path), providers=CPU)
+    assert free.get_inputs()[0].shape[0] == "batch" and single.get_inputs()[0].shape[0] == 1
+    assert batches_faithfully(free, single)
+    inputs = _inputs(3)
+    together = free.run(None, {free.get_inputs()[0].name: np.concatenate(inputs)})
+    for i, tensor in enumerate(inputs):
+        alone = single.run(None, {single.get_inputs()[0].name: tensor})
+        assert len(alone) == len(together)
+        for a, b in zip(alone, together):
+            np.testing.assert_allclose(b[i:i + 1], a, atol=1e-5)
+
+
+def test_a_graph_that_mixes_the_batch_is_refused(tmp_path):
+    """[1,3,8,8] times the mean over every axis, the batch's included: a batch of two would give each
+    image a mean of both, so ``batching`` must keep the plain session."""
+    nodes = [helper.make_node("ReduceMean", ["image", "axes"], ["mean"], keepdims=1),
+             helper.make_node("Tanh", ["image"], ["squashed"]),
+             helper.make_node("Mul", ["squashed", "mean"], ["mask"])]
+    model = _model(nodes, "mixes", [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, 8, 8])],
+                   [helper.make_tensor_value_info("mask", TensorProto.FLOAT, [1, 3, 8, 8])],
+                   [helper.make_tensor("axes", TensorProto.INT64, [4], [0, 1, 2, 3])])
+    path = tmp_path / "mixes.onnx"
+    onnx.save(model, str(path))
+    plain = ort.InferenceSession(str(path), providers=CPU)
+    assert with_batch_axis(path) is not None  # the rewrite itself goes through...
+    kept = batching(plain, path, lambda contents: ort.InferenceSession(contents, providers=CPU), 4)
+    assert kept is plain  # ...but the check catches the mixing
+
+
+def test_a_model_with_two_inputs_is_left_alone(tmp_path):
+    nodes = [helper.make_node("Add", ["a", "b"], ["out"])]
+    value = [1, 3, 4, 4]
+    model = _model(nodes, "two", [helper.make_tensor_value_info(n, TensorProto.FLOAT, value) for n in "ab"],
+                   [helper.make_tensor_value_info("out", TensorProto.FLOAT, value)], [_const("unused", [0])])
+    path = tmp_path / "two.onnx"
+    onnx.save(model, str(path))
+    assert with_batch_axis(path) is None
+
+
+def test_calls_from_threads_gather_into_one_run(u2netp_path):
+    free = ort.InferenceSession(with_batch_axis(u2netp_path), providers=CPU)
+    single = ort.InferenceSession(str(u2netp_path), providers=CPU)
+    session = BatchingSession(free, max_batch=4)
+    name = session.get_inputs()[0].name
+    inputs = _inputs(6)
+    outputs: dict[int, list] = {}
+
+    def call(i):
+        outputs[i] = session.run(None, {name: inputs[i]})
+
+    with session.expecting(len(inputs)):
+        threads = [threading.Thread(target=call, args=(i,)) for i in range(len(inputs))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert session.runs < len(inputs)  # gathered: at most 4 a run, so 2 or 3 runs for 6 calls
+    for i, tensor in enumerate(inputs):
+        alone = single.run(None, {name: tensor})[0]
+        assert outputs[i][0].shape == alone.shape
+        np.testing.assert_allclose(outputs[i][0], alone, atol=1e-5)
+    before = session.runs
+    session.run(None, {name: inputs[0]})  # no runner expecting more: runs at once, alone
+    assert session.runs == before + 1
+
+
+def test_process_gathers_keeps_order_and_loses_no_image_to_a_bad_one(batched, photos):
+    images = [photos["astronaut"], photos["chelsea"], b"not an image", photos["coffee"],
+              png_bytes(photos["chelsea"][::2, ::2]), photos["astronaut"][100:400, 50:300]]
+    session = session_for(get_model("u2netp"))
+    assert isinstance(session, BatchingSession) and session.max_batch == 4
+    gathered = segkit.process(images, model="u2netp")
+    assert session.runs < len(images) - 1  # five good images in fewer runs
+    assert [r.ok for r in gathered] == [True, True, False, True, True, True]
+    POOL.clear()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SEGKIT_NETWORK_BATCH", "1")
+        plain_session = session_for(get_model("u2netp"))
+        assert not isinstance(plain_session, BatchingSession)
+        plain = segkit.process(images, model="u2netp")
+    for got, want in zip(gathered, plain):
+        assert got.label == want.label and got.ok == want.ok
+        if want.ok:
+            difference = np.abs(np.asarray(got.cutout, np.int16) - np.asarray(want.cutout, np.int16))
+            assert difference.max() <= 1  # the same model and photo: within 1/255 (equal here, in fact)
+
+
+def test_batching_stays_off_on_the_cpu_by_default(monkeypatch):
+    monkeypatch.delenv("SEGKIT_NETWORK_BATCH", raising=False)
+    POOL.clear()
+    try:
+        assert segkit.device() != "CPU" or not isinstance(session_for(get_model("u2netp")), BatchingSession)
+    finally:
+        POOL.clear()
+
+
+def test_a_failed_gathered_run_falls_back_to_one_run_per_image(u2netp_path, caplog):
+    """The original file (batch pinned at 1) behind the gatherer: the run of three fails, as a batch
+    too large for a GPU's memory would, and each image then runs alone and still gets its mask."""
+    single = ort.InferenceSession(str(u2netp_path), providers=CPU)
+    session = BatchingSession(single, max_batch=4)
+    name = session.get_inputs()[0].name
+    inputs = _inputs(3)
+    outputs: dict[int, list] = {}
+    with session.expecting(len(inputs)):
+        threads = [threading.Thread(target=lambda i=i: outputs.update({i: session.run(None, {name: inputs[i]})}))
+                   for i in range(len(inputs))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert sorted(outputs) == [0, 1, 2] and session.runs == 3
+    assert "a gathered run of 3 failed" in caplog.text  # they were gathered, and the run of three failed
+    for i, tensor in enumerate(inputs):
+        np.testing.assert_array_equal(outputs[i][0], single.run(None, {name: tensor})[0])
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "sixteen", "1.5"])
+def test_a_bad_network_batch_setting_is_named(monkeypatch, value):
+    from segkit.models.batching import network_batch
+
+    monkeypatch.setenv("SEGKIT_NETWORK_BATCH", value)
+    with pytest.raises(ValueError, match="SEGKIT_NETWORK_BATCH must be a whole number"):
+        network_batch(on_gpu=True)
