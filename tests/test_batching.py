@@ -19,7 +19,7 @@ from segkit.models.batching import BatchingSession, batches_faithfully, batching
 from segkit.models.lookup import get_model
 from segkit.models.sessions import POOL, session_for
 
-from helpers import _const, _model, png_bytes
+from helpers import _const, _model, asymmetric_model, png_bytes
 
 CPU = ["CPUExecutionProvider"]
 
@@ -164,3 +164,35 @@ def test_a_bad_network_batch_setting_is_named(monkeypatch, value):
     monkeypatch.setenv("SEGKIT_NETWORK_BATCH", value)
     with pytest.raises(ValueError, match="SEGKIT_NETWORK_BATCH must be a whole number"):
         network_batch(on_gpu=True)
+
+
+def test_many_threads_each_get_their_own_output_and_nobody_hangs(tmp_path):
+    """Sixty calls from sixteen threads, at most five per run, on a small elementwise graph (a stand-in
+    for speed: the point is the gathering, not the model): every caller gets its own input's output."""
+    path = tmp_path / "asymmetric.onnx"
+    onnx.save(asymmetric_model(16, channels=2), str(path))
+    single = ort.InferenceSession(str(path), providers=CPU)
+    session = BatchingSession(ort.InferenceSession(with_batch_axis(path), providers=CPU), max_batch=5)
+    inputs = _inputs(60, size=16)
+    outputs: dict[int, np.ndarray] = {}
+    queue = list(range(len(inputs)))
+    lock = threading.Lock()
+
+    def worker():
+        while True:
+            with lock:
+                if not queue:
+                    return
+                i = queue.pop()
+            outputs[i] = session.run(None, {"input.1": inputs[i]})[0]
+
+    with session.expecting(len(inputs)):
+        threads = [threading.Thread(target=worker, daemon=True) for _ in range(16)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads)
+    assert sorted(outputs) == list(range(len(inputs))) and len(inputs) / 5 <= session.runs < len(inputs)
+    for i, tensor in enumerate(inputs):
+        np.testing.assert_allclose(outputs[i], single.run(None, {"input.1": tensor})[0], atol=1e-6)

@@ -161,8 +161,11 @@ class BatchingSession:
         try:
             tensor = group[0].tensor if len(group) == 1 else np.concatenate([r.tensor for r in group])
             outputs = self.session.run(output_names, {name: tensor})
-            self.runs += 1
-        except Exception as exc:  # noqa: BLE001 - onnxruntime raises several unrelated types
+        except BaseException as exc:  # noqa: BLE001 - onnxruntime raises several unrelated types
+            if not isinstance(exc, Exception):  # an interrupt: nobody waits for ever
+                for request in group:
+                    request.result.set_exception(exc)
+                raise
             if len(group) > 1:
                 log.warning("a gathered run of %d failed (%s); running them one by one", len(group), str(exc)[:200])
                 for request in group:
@@ -170,6 +173,8 @@ class BatchingSession:
             else:
                 group[0].result.set_exception(exc)
             return
+        with self._changed:
+            self.runs += 1
         if len(group) == 1:
             group[0].result.set_result(outputs)
             return
