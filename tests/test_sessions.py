@@ -62,3 +62,23 @@ def test_device_detection_is_quiet_and_sessions_use_the_device_it_names():
         assert providers == ["CPUExecutionProvider"]
     else:
         assert providers[0] == "CUDAExecutionProvider"
+
+
+def test_cuda_sessions_match_the_cpu_and_search_no_algorithms_by_default(monkeypatch):
+    """What a CUDA session is asked for (checked where no GPU is, too): TF32 off unless asked, since
+    it moves masks away from the CPU's, and cuDNN's heuristics rather than a timed search per shape."""
+    import pytest
+
+    from segkit.models.sessions import _with_options
+
+    monkeypatch.delenv("SEGKIT_TF32", raising=False)
+    monkeypatch.delenv("SEGKIT_CUDNN_SEARCH", raising=False)
+    assert _with_options("CPUExecutionProvider") == "CPUExecutionProvider"
+    assert _with_options("CUDAExecutionProvider") == (
+        "CUDAExecutionProvider", {"use_tf32": "0", "cudnn_conv_algo_search": "HEURISTIC"})
+    monkeypatch.setenv("SEGKIT_TF32", "1")
+    monkeypatch.setenv("SEGKIT_CUDNN_SEARCH", "exhaustive")
+    assert _with_options("CUDAExecutionProvider")[1] == {"use_tf32": "1", "cudnn_conv_algo_search": "EXHAUSTIVE"}
+    monkeypatch.setenv("SEGKIT_CUDNN_SEARCH", "fastest")
+    with pytest.raises(ValueError, match="SEGKIT_CUDNN_SEARCH must be one of HEURISTIC, EXHAUSTIVE, DEFAULT"):
+        _with_options("CUDAExecutionProvider")

@@ -108,10 +108,20 @@ def _session_options(threads: int | None = None) -> ort.SessionOptions:
     return options
 
 
+CUDNN_SEARCHES = ("HEURISTIC", "EXHAUSTIVE", "DEFAULT")
+
+
 def _with_options(provider: str):
-    """CUDA without TF32 unless ``SEGKIT_TF32=1``: TF32 moves masks visibly away from the CPU's."""
+    """CUDA without TF32 unless ``SEGKIT_TF32=1``: TF32 moves masks visibly away from the CPU's.
+    cuDNN picks each convolution's algorithm by its heuristics (``SEGKIT_CUDNN_SEARCH``) instead of
+    onnxruntime's default of timing every candidate: that search runs again for every new input
+    shape, and gathered batches (``batching``) and free-size models bring many shapes."""
     if provider == "CUDAExecutionProvider":
-        return provider, {"use_tf32": "1" if os.getenv("SEGKIT_TF32") == "1" else "0"}
+        search = os.getenv("SEGKIT_CUDNN_SEARCH", "HEURISTIC").strip().upper()
+        if search not in CUDNN_SEARCHES:
+            raise ValueError(f"SEGKIT_CUDNN_SEARCH must be one of {', '.join(CUDNN_SEARCHES)} (got {search!r})")
+        return provider, {"use_tf32": "1" if os.getenv("SEGKIT_TF32") == "1" else "0",
+                          "cudnn_conv_algo_search": search}
     return provider
 
 
