@@ -8,7 +8,8 @@ weights, onnxruntime's ``quant_pre_process``, QDQ, uint8 activations, int8
 weights), calibrated on scikit-image pictures that are not evaluation photos
 (plus flips and crops). Masks come from segkit's own model input and output
 (what ``segment()`` returns); the speed is the network alone, interleaved,
-medians, so it bounds what ``segment()`` would gain.
+medians, so it bounds what ``segment()`` would gain. The configurations of
+one run share one calibration per source, method and set of pictures.
 
     .venv/bin/python -m bench.int8 [--model u2netp] [--configs minmax per-tensor ...]
 """
@@ -35,9 +36,8 @@ CALIBRATION = ["ihc.png", "retina.jpg", "hubble_deep_field.jpg", "color.png", "l
                "clock_motion.png", "microaneurysms.png", "cell.png", "phantom.png"]
 # name -> (per-channel weights, calibration, keep the first conv and the 1-channel side/fuse convs in float,
 #          calibrate on the evaluation photos: a diagnosis of range vs resolution, never shipped,
-#          what else: "zero-dead" zeroes conv channels whose weights are all below 1/1000 of the layer's
-#          largest, "encoder-only" keeps the second half of the convs in float, "no-bias-adjust" passes
-#          QDQDisableWeightAdjustForInt32Bias)
+#          what else, "+"-joined words: "zero-dead" zeroes conv channels whose weights are all below 1/1000 of
+#          the layer's largest, and the words of _float_nodes (more nodes in float) and OPTIONS (options))
 CONFIGS = {
     "minmax": (True, "MinMax", True, False, ""),
     "minmax-all-layers": (True, "MinMax", False, False, ""),
@@ -48,7 +48,30 @@ CONFIGS = {
     "minmax-zero-dead": (True, "MinMax", True, False, "zero-dead"),
     "minmax-encoder-only": (True, "MinMax", True, False, "encoder-only"),
     "minmax-no-bias-adjust": (True, "MinMax", True, False, "no-bias-adjust"),
+    # the last 25% / 40% of the convs in graph order in float (u2net: stage2d and stage1d / from stage4d on)
+    "minmax-float-tail25": (True, "MinMax", True, False, "tail25"),
+    "minmax-float-tail40": (True, "MinMax", True, False, "tail40"),
+    # the output head in float: the side/fuse convs and all after them (Resize, Concat, Sigmoid)
+    "minmax-float-head": (True, "MinMax", True, False, "head"),
+    # and the two sparse tensors (the last conv of the two finest decoder blocks, its Relu and residual Add)
+    "minmax-float-head-sparse": (True, "MinMax", True, False, "head+sparse-2+sparse-1"),
+    # only the sparse tensor of the second-finest decoder block (u2net's, u2netp's stage2d: Conv_787)
+    "minmax-float-head-sparse2d": (True, "MinMax", True, False, "head+sparse-2"),
+    # the same with 7-bit weights / symmetric uint8 activations / ranges averaged over the calibration inputs /
+    # calibrated on the evaluation photos (a diagnosis)
+    "minmax-float-head-sparse-reduce-range": (True, "MinMax", True, False, "head+sparse-2+sparse-1+reduce-range"),
+    "minmax-float-head-sparse-symmetric": (True, "MinMax", True, False, "head+sparse-2+sparse-1+symmetric"),
+    "minmax-float-head-sparse-moving-average": (True, "MinMax", True, False, "head+sparse-2+sparse-1+moving-average"),
+    "minmax-float-head-sparse-calibrated-on-evaluation": (True, "MinMax", True, True, "head+sparse-2+sparse-1"),
+    # head and sparse tensors, and the whole finest decoder block (u2net's stage1d) in float
+    "minmax-float-head-sparse-stage1d": (True, "MinMax", True, False, "head+sparse-2+sparse-1+block-1"),
+    # and the next decoder block (stage2d) / the third encoder block (stage3) too
+    "minmax-float-head-sparse-stage1d-stage2d": (True, "MinMax", True, False, "head+sparse-2+sparse-1+block-1+block-2"),
+    "minmax-float-head-sparse-stage1d-stage3": (True, "MinMax", True, False, "head+sparse-2+sparse-1+block-1+block2"),
 }
+# quantize_static's extra options per word
+OPTIONS = {"no-bias-adjust": {"QDQDisableWeightAdjustForInt32Bias": True}, "symmetric": {"ActivationSymmetric": True},
+           "moving-average": {"CalibMovingAverage": True}}
 
 
 def picture(name: str) -> np.ndarray:
@@ -79,6 +102,7 @@ class _Reader(q.CalibrationDataReader):
 
 def quantise(spec, source: str, target: str, config: str, folder: str) -> None:
     per_channel, method, keep_edges, on_evaluation, variant = CONFIGS[config]
+    words = variant.split("+") if variant else []
     opset13, pre = os.path.join(folder, "opset13.onnx"), os.path.join(folder, "pre.onnx")
     if not os.path.exists(pre):
         onnx.save(onnx.version_converter.convert_version(onnx.load(source), 13), opset13)
@@ -88,18 +112,54 @@ def quantise(spec, source: str, target: str, config: str, folder: str) -> None:
     weights = {i.name: i for i in graph.initializer}
     convs = [n for n in graph.node if n.op_type == "Conv"]
     keep = [convs[0].name] + [n.name for n in convs if weights[n.input[1]].dims[0] == 1] if keep_edges else []
-    if variant == "encoder-only":
-        keep += [n.name for n in convs[len(convs) // 2:]]
-    if variant == "zero-dead":
+    keep += _float_nodes(graph, words, weights)
+    if "zero-dead" in words:
         for conv in convs:
             _zero_dead_channels(weights[conv.input[1]])
         pre = os.path.join(folder, f"{config}-source.onnx")
         onnx.save(model, pre)
+    # one calibration per source, method, photos and averaging, shared by the configurations of a run
+    cache = os.path.join(folder, f"{method}-{on_evaluation}-{'zero-dead' in words}-{'moving-average' in words}.json")
     images = [picture(n) for n in EVALUATION] if on_evaluation else calibration_pictures()
-    q.quantize_static(pre, target, _Reader(spec, images, graph.input[0].name), quant_format=q.QuantFormat.QDQ,
-                      per_channel=per_channel, activation_type=q.QuantType.QUInt8, weight_type=q.QuantType.QInt8,
-                      nodes_to_exclude=keep, calibrate_method=getattr(q.CalibrationMethod, method),
-                      extra_options={"QDQDisableWeightAdjustForInt32Bias": variant == "no-bias-adjust"})
+    reader = None if os.path.exists(cache) else _Reader(spec, images, graph.input[0].name)
+    q.quantize_static(pre, target, reader, quant_format=q.QuantFormat.QDQ, per_channel=per_channel,
+                      reduce_range="reduce-range" in words, activation_type=q.QuantType.QUInt8,
+                      weight_type=q.QuantType.QInt8, nodes_to_exclude=sorted(set(keep)),
+                      calibrate_method=getattr(q.CalibrationMethod, method), calibration_cache_path=cache,
+                      extra_options={k: v for w in words for k, v in OPTIONS.get(w, {}).items()})
+
+
+def _float_nodes(graph, words: list[str], weights: dict) -> list[str]:
+    """Nodes that the words keep in float: "encoder-only" (the second half of the convs), "tailNN" (the last NN%
+    of the convs), "head" (the 1-channel side/fuse convs and every node after them), "blockI" (the nodes after
+    residual Add I-1 up to Add I, Python's indexing: block-1 is the finest decoder block), "sparseI" (of block I's
+    Add, the later conv of its two inputs, that conv's Relu and the Add: in the two finest decoder blocks, the
+    sparse, heavy-tailed tensor that the debugger finds, kept unquantised up to the residual Add)."""
+    nodes, convs = list(graph.node), [n.name for n in graph.node if n.op_type == "Conv"]
+    producer = {o: n for n in nodes for o in n.output}
+    consumers: dict[str, list] = {}
+    for n in nodes:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n)
+    adds = [i for i, n in enumerate(nodes) if n.op_type == "Add"]
+    keep = convs[len(convs) // 2:] if "encoder-only" in words else []
+    for word in words:
+        if word.startswith("tail"):
+            keep += convs[len(convs) - round(len(convs) * int(word[4:]) / 100):]
+        if word.startswith("block"):
+            i = int(word[5:]) % len(adds)
+            keep += [n.name for n in nodes[adds[i - 1] + 1 if i else 0:adds[i] + 1]]
+        if word.startswith("sparse"):
+            add = nodes[adds[int(word[6:])]]
+            relu = max((producer[i] for i in add.input if producer[i].op_type == "Relu"), key=nodes.index)
+            keep += [producer[relu.input[0]].name, relu.name, add.name]
+    if "head" in words:
+        todo = [n for n in nodes if n.op_type == "Conv" and weights[n.input[1]].dims[0] == 1]
+        while todo:
+            node = todo.pop()
+            keep.append(node.name)
+            todo += [c for o in node.output for c in consumers.get(o, []) if c.name not in keep]
+    return keep
 
 
 def _zero_dead_channels(tensor) -> None:
