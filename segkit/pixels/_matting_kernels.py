@@ -54,7 +54,7 @@ _SET_BLAS_THREADS = _openblas_threads_setter()
 
 
 def solve(indptr, indices, data, b, starts, ends, kid_ptr, kids, threads=None, budget=None):
-    """Solve the SPD system A x = b (A in CSR, rows in nested-dissection order,
+    """Solve the SPD system A x = b (A's upper triangle in CSR, rows in nested-dissection order,
     tree from nested_dissection) with a multifrontal Cholesky. Independent
     subtrees are factorised on `threads` threads (default: CPU count, at most
     4), then their ancestors. The factor is kept in float32 rows (half the
@@ -94,8 +94,9 @@ def solve(indptr, indices, data, b, starts, ends, kid_ptr, kids, threads=None, b
     system = (indptr, indices, data, b, starts, ends, kid_ptr, kids, border_ptr, border_idx)
     # each subtree's last front (Schur complement) is handed to its ancestors in one flat
     # buffer, not a numba typed List: building one from Python compiles code in every process
-    handover_ptr = np.concatenate([[0], np.cumsum((width[tasks] + 1) ** 2)]).astype(np.int64)
-    handover, ranks = np.empty(handover_ptr[-1] if len(tasks) > 1 else 0), nv[tasks].astype(np.int64)
+    # (only its Schur complement: the eliminated rows above it are never read again)
+    handover_ptr = np.concatenate([[0], np.cumsum((width[tasks] - nv[tasks] + 1) ** 2)]).astype(np.int64)
+    handover = np.empty(handover_ptr[-1] if len(tasks) > 1 else 0)
     no_skip = np.zeros(nodes, np.bool_)
     x = np.zeros(len(b))
 
@@ -109,7 +110,7 @@ def solve(indptr, indices, data, b, starts, ends, kid_ptr, kids, threads=None, b
 
     def subtree(k, rows, out, keep=-1):
         return single_blas(_factor, *system, rows, out, first[k], k, no_skip, external, handover, handover_ptr,
-                           ranks, keep, *BLAS)
+                           keep, *BLAS)
 
     def redo(k):  # factor one subtree again, keeping its rows, and back-substitute it
         rows, out = rows_for((np.arange(nodes) >= first[k]) & (np.arange(nodes) <= k))
@@ -124,7 +125,7 @@ def solve(indptr, indices, data, b, starts, ends, kid_ptr, kids, threads=None, b
     with ThreadPoolExecutor(threads) as pool:
         ok = all(pool.map(lambda i: subtree(tasks[i], offsets, factors, keep=i), range(len(tasks))))
         ok = ok and single_blas(_factor, *system, offsets, factors, 0, nodes - 1, in_task, external, handover,
-                                handover_ptr, ranks, -1, *BLAS)
+                                handover_ptr, -1, *BLAS)
         handover = np.empty(0)  # the fronts are assembled: free them before the back substitution
         if not ok:
             return None
@@ -159,8 +160,8 @@ def band_system(full_image, is_fg, idx, ys, xs, oy, ox, eps):
     ``is_fg`` and ``idx`` (row number of each unknown pixel, -1 if known) are
     crops at offset (oy, ox) of the uint8 image that reach 2 pixels past every
     unknown pixel; (ys, xs) are the unknown pixels in row order, crop
-    coordinates. Returns the unknown-unknown block in CSR (indptr, columns,
-    values) and the right-hand side that the known pixels make.
+    coordinates. Returns the upper triangle of the unknown-unknown block in
+    CSR (indptr, columns, values) and the right-hand side that the known pixels make.
     """
     height, width = full_image.shape[:2]
     h, w = idx.shape
@@ -221,7 +222,9 @@ def band_system(full_image, is_fg, idx, ys, xs, oy, ox, eps):
                     t = v0 * c[qj, 0] + v1 * c[qj, 1] + v2 * c[qj, 2]
                     slot = (qj // 3 - qi // 3 + 2) * 5 + qj % 3 - qi % 3 + 2
                     values[i, slot] += (1.0 if qi == qj else 0.0) - (1.0 + t) / 9.0
-    # CSR, compacted in place (entry i*25+s only ever moves down)
+    # CSR of the upper triangle, diagonal included: the factorisation reads nothing below it, and
+    # the matrix is symmetric. Compacted in place (entry i*25+s only ever moves down), then copied
+    # out so that the 25-slot rows are freed before the solve.
     flat_values, columns = values.reshape(-1), np.empty(n * 25, np.int32)
     indptr = np.zeros(n + 1, np.int64)
     rhs = np.zeros(n)
@@ -230,14 +233,15 @@ def band_system(full_image, is_fg, idx, ys, xs, oy, ox, eps):
         for s in range(25):
             if values[i, s] != 0.0:
                 y, x = ys[i] + s // 5 - 2, xs[i] + s % 5 - 2
-                if idx[y, x] >= 0:
+                j = idx[y, x]
+                if j >= i:
                     flat_values[nnz] = values[i, s]
-                    columns[nnz] = idx[y, x]
+                    columns[nnz] = j
                     nnz += 1
-                elif is_fg[y, x]:
+                elif j < 0 and is_fg[y, x]:
                     rhs[i] -= values[i, s]
         indptr[i + 1] = nnz
-    return indptr, columns[:nnz], flat_values[:nnz], rhs
+    return indptr, columns[:nnz].copy(), flat_values[:nnz].copy(), rhs
 
 
 @nb.njit(cache=True, nogil=True)
@@ -328,15 +332,16 @@ def _symbolic(indptr, indices, starts, ends, kid_ptr, kids):
 
 @nb.njit(cache=True, nogil=True)
 def _factor(indptr, indices, data, b, starts, ends, kid_ptr, kids, border_ptr, border_idx, offsets, factors,
-            first, last, skip, external, handover, handover_ptr, ranks, keep, potrf, trsm, syrk):
+            first, last, skip, external, handover, handover_ptr, keep, potrf, trsm, syrk):
     """Multifrontal Cholesky of nodes first..last (postorder): each node
     assembles a dense front from A and its children's Schur complements,
     eliminates its own variables with LAPACK/BLAS (its front rows go to
     factors[offsets[k]:], unless that is -1) and passes its Schur complement up. The right-hand side rides
     along as the front's last column, so this is also the forward solve.
     Skipped nodes were done elsewhere; a skipped node k with external[k] = i >= 0
-    hands over the front in handover[handover_ptr[i]:handover_ptr[i + 1]] with
-    ranks[i] eliminated rows. With keep = i >= 0, the last front is stored there.
+    hands over its Schur complement (with the right-hand side's column) in
+    handover[handover_ptr[i]:handover_ptr[i + 1]]. With keep = i >= 0, the last
+    node's is stored there.
     Returns whether the matrix was positive definite."""
     local = np.zeros(b.shape[0], np.int64)
     chars = np.array([ord("L"), ord("R"), ord("T"), ord("N")], np.uint8)
@@ -349,9 +354,9 @@ def _factor(indptr, indices, data, b, starts, ends, kid_ptr, kids, border_ptr, b
         if skip[k]:
             i = external[k]
             if i >= 0:
-                d = ends[k] - starts[k] + border_ptr[k + 1] - border_ptr[k] + 1
+                d = border_ptr[k + 1] - border_ptr[k] + 1
                 pending.append(handover[handover_ptr[i]:handover_ptr[i + 1]].reshape(d, d))
-                ranks_pending.append(ranks[i])
+                ranks_pending.append(0)
             continue
         s, e = starts[k], ends[k]
         nv = e - s
@@ -399,7 +404,8 @@ def _factor(indptr, indices, data, b, starts, ends, kid_ptr, kids, border_ptr, b
         pending.append(front)
         ranks_pending.append(nv)
     if keep >= 0:
-        handover[handover_ptr[keep]:handover_ptr[keep + 1]] = front.ravel()
+        d = front.shape[0] - nv
+        handover[handover_ptr[keep]:handover_ptr[keep + 1]].reshape(d, d)[:, :] = front[nv:, nv:]
     return True
 
 

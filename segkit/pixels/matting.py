@@ -133,7 +133,8 @@ def _solve_alpha(image, trimap):
     budget = FACTOR_BYTES_PER_PIXEL * height * width
     x = kernels.solve(indptr, columns, values, rhs, starts, ends, kid_ptr, kids, budget=budget)
     if x is None:  # not positive definite in floating point: general sparse LU
-        x = spsolve(sparse.csr_matrix((values, columns, indptr), shape=(len(rhs),) * 2).tocsc(), rhs)
+        upper = sparse.csr_matrix((values, columns, indptr), shape=(len(rhs),) * 2)
+        x = spsolve((upper + sparse.triu(upper, 1).T).tocsc(), rhs)
     x = np.clip(x, 0, 1)
     alpha = (trimap == 255).astype(np.float32)
     alpha[ys, xs] = x
