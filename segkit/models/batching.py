@@ -59,11 +59,12 @@ def with_batch_axis(path: Path) -> bytes | None:
 def batching(session, path: Path, build, max_batch: int):
     """``session``'s model gathering up to ``max_batch`` images per run where its graph allows
     (``build(contents)`` makes a session of the rewritten model); else ``session`` itself."""
-    contents = with_batch_axis(path)
-    if contents is not None:
-        free = build(contents)
-        if batches_faithfully(free, session):
+    try:
+        contents = with_batch_axis(path)
+        if contents is not None and batches_faithfully(free := build(contents), session):
             return BatchingSession(free, max_batch)
+    except Exception as exc:  # noqa: BLE001 - e.g. a file past protobuf's 2 GB: run it as it is
+        log.info("%s: not rewritten for batches (%s)", path.name, str(exc)[:200])
     log.info("%s: one image per network run (its graph does not take a free batch size)", path.name)
     return session
 
