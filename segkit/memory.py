@@ -8,15 +8,11 @@ import os
 _M_ARENA_MAX = -8
 
 
-def _mallopt(option: int, value: int) -> bool:
-    try:
-        return bool(ctypes.CDLL("libc.so.6").mallopt(option, value))
-    except (OSError, AttributeError):
-        return False  # another C library
-
-
 def few_malloc_heaps() -> None:
     """glibc gives busy threads heaps of their own (up to eight per core) and keeps what they free:
     behind Gradio's worker threads the server's resident memory crept up request after request.
     Two heaps keep it flat (tests/test_soak.py); ``MALLOC_ARENA_MAX`` still decides where set."""
-    _mallopt(_M_ARENA_MAX, int(os.getenv("MALLOC_ARENA_MAX", 2)))
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(_M_ARENA_MAX, int(os.getenv("MALLOC_ARENA_MAX", 2)))
+    except (OSError, AttributeError):
+        pass  # another C library

@@ -8,7 +8,6 @@ more per image is the cheaper side.
 
 from __future__ import annotations
 
-import io
 import os
 import re
 import shutil
@@ -18,12 +17,6 @@ from pathlib import Path, PurePosixPath
 from PIL import Image
 
 PNG_COMPRESS_LEVEL = 1
-
-
-def png_bytes(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
-    return buffer.getvalue()
 
 
 def save_png(image: Image.Image, path: str | os.PathLike) -> None:

@@ -63,25 +63,22 @@ def batching(session, path: Path, build, max_batch: int):
         contents = with_batch_axis(path)
         if contents is not None and batches_faithfully(free := build(contents), session):
             return BatchingSession(free, max_batch)
-    except Exception as exc:  # noqa: BLE001 - e.g. a file past protobuf's 2 GB: run it as it is
-        log.info("%s: not rewritten for batches (%s)", path.name, str(exc)[:200])
-    log.info("%s: one image per network run (its graph does not take a free batch size)", path.name)
+        reason = "its graph does not take a free batch size"
+    except Exception as exc:  # noqa: BLE001 - e.g. a file past protobuf's 2 GB, or a batch the graph refuses
+        reason = str(exc)[:200]
+    log.info("%s: one image per network run (%s)", path.name, reason)
     return session
 
 
 def batches_faithfully(session, single, tolerance: float = 1e-4) -> bool:
     """Whether a run of two different inputs on ``session`` gives each what ``single`` (the
-    original file's session) gives it alone: a graph may fold the batch into other axes."""
+    original file's session) gives it alone: a graph may fold the batch into other axes, or
+    refuse a batch outright (then this raises)."""
     feed = session.get_inputs()[0]
     shape = [d if isinstance(d, int) and d > 0 else 64 for d in feed.shape[1:]]  # free sizes: a small image
-    rng = np.random.default_rng(0)
-    pair = rng.normal(size=(2, *shape)).astype(np.float32)
-    try:
-        together = session.run(None, {feed.name: pair})[0]
-        alone = [single.run(None, {single.get_inputs()[0].name: pair[i:i + 1]})[0] for i in range(2)]
-    except Exception as exc:  # noqa: BLE001 - onnxruntime raises several types for a pinned shape
-        log.info("batched run refused (%s); one image per run", str(exc)[:200])
-        return False
+    pair = np.random.default_rng(0).normal(size=(2, *shape)).astype(np.float32)
+    together = session.run(None, {feed.name: pair})[0]  # raises where the graph pins the batch
+    alone = [single.run(None, {single.get_inputs()[0].name: pair[i:i + 1]})[0] for i in range(2)]
     scale = max(float(np.abs(np.concatenate(alone)).max()), 1.0)
     return together.shape[0] == 2 and all(
         together[i:i + 1].shape == alone[i].shape and float(np.abs(together[i:i + 1] - alone[i]).max()) <= tolerance * scale
