@@ -133,15 +133,17 @@ def test_separate_band_regions():
 
 
 def test_low_memory_solve_gives_the_same_cutout(monkeypatch):
-    """Over the factor budget the solver recomputes subtrees instead of keeping them."""
+    """Over the factor budget the solver keeps the widest fronts' rows and factorises the rest again
+    (this photo's factor is about 59 bytes per pixel): all of it kept, part of it, almost none of it,
+    on several threads and on one, the cutout is the same."""
     image, mask = photo("astronaut")
-    normal = alpha_matting_fast(image, mask, 240, 10, 10)
-    monkeypatch.setattr(matting, "FACTOR_BYTES_PER_PIXEL", 0.01)
-    assert np.array_equal(alpha_matting_fast(image, mask, 240, 10, 10), normal)
-    monkeypatch.setattr(matting.kernels.os, "cpu_count", lambda: 1)  # and on one thread
-    assert np.array_equal(alpha_matting_fast(image, mask, 240, 10, 10), normal)
-    monkeypatch.setattr(matting, "FACTOR_BYTES_PER_PIXEL", 48)
-    assert np.array_equal(alpha_matting_fast(image, mask, 240, 10, 10), normal)
+    monkeypatch.setattr(matting, "FACTOR_BYTES_PER_PIXEL", 1000)
+    kept = alpha_matting_fast(image, mask, 240, 10, 10)
+    for threads in (4, 1):
+        monkeypatch.setattr(matting.kernels.os, "cpu_count", lambda: threads)
+        for budget in (30, 0.01):
+            monkeypatch.setattr(matting, "FACTOR_BYTES_PER_PIXEL", budget)
+            assert np.array_equal(alpha_matting_fast(image, mask, 240, 10, 10), kept), (threads, budget)
 
 
 def binary(shape):
@@ -250,3 +252,21 @@ def test_the_lu_fallback_solves_the_same_system(monkeypatch):
     monkeypatch.setattr(matting.kernels, "solve", lambda *args, **kwargs: None)
     via_lu = alpha_matting_fast(image, mask, 240, 10, 10)
     assert np.abs(via_lu.astype(int) - expected).max() <= 1
+
+
+def test_float32_fronts_give_float64s_cutout_and_fall_back_to_it(monkeypatch):
+    """Fronts are eliminated in float32 by default. Their alpha must be the float64 solve's after rounding,
+    and where float32 finds the system not positive definite, float64 solves it (not the slow LU)."""
+    image, mask = photo("astronaut")
+    trimap = make_trimap(mask, 240, 10, 10)
+    single, double = (matting._solve_alpha(image, trimap, precisions=(p,)) for p in (np.float32, np.float64))
+    assert np.abs(single[3] - double[3]).max() < 1 / 255
+    solve, tried = matting.kernels.solve, []
+
+    def float32_fails(*args, precision, **kwargs):
+        tried.append(precision)
+        return None if precision == np.float32 else solve(*args, precision=precision, **kwargs)
+
+    monkeypatch.setattr(matting.kernels, "solve", float32_fails)
+    assert np.array_equal(matting._solve_alpha(image, trimap)[3], double[3])
+    assert tried == [np.float32, np.float64]

@@ -6,7 +6,7 @@ image, while rembg's trimaps leave only a few percent of the pixels unknown:
 * ``band_system`` builds pymatting's closed-form matting system (the same
   numbers as ``cf_laplacian`` + the unknown/known split) for the unknown
   pixels only, with the known pixels folded into the right-hand side.
-* ``nested_dissection`` + ``solve`` solve that system exactly (multifrontal
+* ``nested_dissection`` + ``solve`` solve that system directly (multifrontal
   sparse Cholesky, LAPACK/BLAS on dense fronts). Iterative solvers were
   measured and rejected: with pymatting's epsilon of 1e-7 the system is so
   ill-conditioned that CG with Jacobi, ichol, block-Jacobi or AMG (pyamg)
@@ -35,8 +35,10 @@ def _blas(module, name, nargs):
     return ctypes.CFUNCTYPE(None, *([ctypes.c_void_p] * nargs))(address)
 
 
-# LAPACK/BLAS from scipy, passed to the kernel as arguments so numba can cache it.
-BLAS = (_blas("lapack", "dpotrf", 5), _blas("blas", "dtrsm", 11), _blas("blas", "dsyrk", 10))
+# LAPACK/BLAS from scipy, passed to the kernel as arguments so numba can cache it: for
+# float64 and for float32 fronts.
+BLAS = {np.float64: (_blas("lapack", "dpotrf", 5), _blas("blas", "dtrsm", 11), _blas("blas", "dsyrk", 10)),
+        np.float32: (_blas("lapack", "spotrf", 5), _blas("blas", "strsm", 11), _blas("blas", "ssyrk", 10))}
 
 
 def _openblas_threads_setter():
@@ -53,15 +55,18 @@ def _openblas_threads_setter():
 _SET_BLAS_THREADS = _openblas_threads_setter()
 
 
-def solve(indptr, indices, data, b, starts, ends, kid_ptr, kids, threads=None, budget=None):
+def solve(indptr, indices, data, b, starts, ends, kid_ptr, kids, threads=None, budget=None, precision=np.float32):
     """Solve the SPD system A x = b (A's upper triangle in CSR, rows in nested-dissection order,
     tree from nested_dissection) with a multifrontal Cholesky. Independent
     subtrees are factorised on `threads` threads (default: CPU count, at most
-    4), then their ancestors. The factor is kept in float32 rows (half the
-    memory, at no visible cost in accuracy). If it would still take more than
-    `budget` bytes (wide unknown regions fill in as n log n), only the
-    ancestors' rows are kept and each subtree is factorised again just before
-    its back substitution: more time, a fraction of the memory.
+    4), then their ancestors. Fronts are eliminated in `precision`: float32
+    by default, as BLAS does twice the float32 flops per cycle and its alpha
+    is float64's after rounding to uint8 (bench/RESULTS.md); the back
+    substitution accumulates in float64. The factor is kept in float32 rows
+    either way, within `budget` bytes (wide unknown regions fill in as
+    n log n): over it, the rows of the widest fronts are kept and the
+    subtrees below them are factorised again just before their back
+    substitution.
     Returns None if A is not positive definite."""
     nodes = len(starts)
     border_ptr, border_idx = _symbolic(indptr, indices, starts, ends, kid_ptr, kids)
@@ -72,13 +77,11 @@ def solve(indptr, indices, data, b, starts, ends, kid_ptr, kids, threads=None, b
     for k in range(nodes):
         if kid_ptr[k + 1] > kid_ptr[k]:
             first[k] = first[kids[kid_ptr[k]]]
+    parent = np.full(nodes, -1)
+    parent[kids] = np.repeat(np.arange(nodes), np.diff(kid_ptr))
     threads = threads or min(os.cpu_count() or 1, 4)
     recompute = budget is not None and 4 * size.sum() > budget
-    if recompute:
-        # more subtrees: smaller ones to redo, but more Schur complements held at once
-        tasks = _subtrees(kid_ptr, kids, size, max(4 * threads, min(64, int(8 * size.sum() / budget))))
-    else:
-        tasks = _subtrees(kid_ptr, kids, nv * width**2, 4 * threads if threads > 1 else 1)
+    tasks = _subtrees(kid_ptr, kids, nv * width**2, 4 * threads if threads > 1 else 1)
     in_task = np.zeros(nodes, np.bool_)
     external = np.full(nodes, -1, np.int64)
     for i, k in enumerate(tasks):
@@ -90,14 +93,18 @@ def solve(indptr, indices, data, b, starts, ends, kid_ptr, kids, threads=None, b
         offsets[kept] = np.cumsum(size[kept]) - size[kept]
         return offsets, np.empty(size[kept].sum(), np.float32)
 
-    offsets, factors = rows_for(~in_task if recompute else np.ones(nodes, np.bool_))
-    system = (indptr, indices, data, b, starts, ends, kid_ptr, kids, border_ptr, border_idx)
+    kept, redone = np.ones(nodes, np.bool_), []
+    if recompute:
+        kept, redone = _widest_fronts(~in_task, width, size, parent, first, budget // 4, 4 * threads)
+    offsets, factors = rows_for(kept)
+    system = (indptr, indices, data, b, starts, ends, kid_ptr, kids, parent, border_ptr, border_idx)
     # each subtree's last front (Schur complement) is handed to its ancestors in one flat
     # buffer, not a numba typed List: building one from Python compiles code in every process
     # (only its Schur complement: the eliminated rows above it are never read again)
     handover_ptr = np.concatenate([[0], np.cumsum((width[tasks] - nv[tasks] + 1) ** 2)]).astype(np.int64)
-    handover = np.empty(handover_ptr[-1] if len(tasks) > 1 else 0)
-    no_skip = np.zeros(nodes, np.bool_)
+    blas = BLAS[precision]
+    handover = np.empty(handover_ptr[-1] if len(tasks) > 1 else 0, precision)  # its type picks the fronts'
+    no_skip, no_external = np.zeros(nodes, np.bool_), np.full(nodes, -1, np.int64)
     x = np.zeros(len(b))
 
     def single_blas(function, *args):
@@ -110,29 +117,55 @@ def solve(indptr, indices, data, b, starts, ends, kid_ptr, kids, threads=None, b
 
     def subtree(k, rows, out, keep=-1):
         return single_blas(_factor, *system, rows, out, first[k], k, no_skip, external, handover, handover_ptr,
-                           keep, *BLAS)
+                           keep, *blas)
 
-    def redo(k):  # factor one subtree again, keeping its rows, and back-substitute it
-        rows, out = rows_for((np.arange(nodes) >= first[k]) & (np.arange(nodes) <= k))
-        ok = subtree(k, rows, out)
-        _back_substitute(starts, ends, border_ptr, border_idx, rows, out, x, first[k], k)
+    def redo(span):  # factor the nodes not kept in span again, keeping their rows, and back-substitute them
+        lo, hi = span
+        again = np.zeros(nodes, np.bool_)
+        again[lo:hi + 1] = ~kept[lo:hi + 1]
+        rows, out = rows_for(again)
+        ok = single_blas(_factor, *system, rows, out, lo, hi, kept, no_external, handover, handover_ptr, -1, *blas)
+        _back_substitute(starts, ends, border_ptr, border_idx, rows, out, x, lo, hi)
         return ok
 
-    if tasks == [nodes - 1]:
-        if not subtree(nodes - 1, offsets, factors):
-            return None
-        return _back_substitute(starts, ends, border_ptr, border_idx, offsets, factors, x, 0, nodes - 1)
     with ThreadPoolExecutor(threads) as pool:
-        ok = all(pool.map(lambda i: subtree(tasks[i], offsets, factors, keep=i), range(len(tasks))))
-        ok = ok and single_blas(_factor, *system, offsets, factors, 0, nodes - 1, in_task, external, handover,
-                                handover_ptr, -1, *BLAS)
-        handover = np.empty(0)  # the fronts are assembled: free them before the back substitution
+        if tasks == [nodes - 1]:  # the whole tree as one task
+            ok = subtree(nodes - 1, offsets, factors)
+        else:
+            ok = all(pool.map(lambda i: subtree(tasks[i], offsets, factors, keep=i), range(len(tasks))))
+            ok = ok and single_blas(_factor, *system, offsets, factors, 0, nodes - 1, in_task, external,
+                                    handover, handover_ptr, -1, *blas)
+            handover = np.empty(0, precision)  # the fronts are assembled: free them before the back substitution
         if not ok:
             return None
         _back_substitute(starts, ends, border_ptr, border_idx, offsets, factors, x, 0, nodes - 1)
-        if recompute and not all(pool.map(redo, tasks)):
+        if recompute and not all(pool.map(redo, redone)):
             return None
     return x
+
+
+def _widest_fronts(kept, width, size, parent, first, words, parts):
+    """The nodes whose rows to keep within `words` floats, besides the `kept` ones, and the
+    spans of nodes (first, last) in which the others are to be factorised again, about
+    `parts` of them. Wide fronts cost the most flops per byte kept, so the widest go first;
+    a node is only kept with its ancestors, which leaves whole subtrees to do again."""
+    nodes = len(width)
+    narrowest = np.where(kept, np.inf, width)  # the narrowest front on the way to the root
+    for k in range(nodes - 2, -1, -1):  # in postorder, parents come after their children
+        narrowest[k] = min(narrowest[k], narrowest[parent[k]])
+    order = np.lexsort((-np.arange(nodes), -narrowest))  # on ties, parents first
+    kept = kept.copy()
+    kept[order[np.cumsum(size[order]) <= words]] = True
+    roots = np.flatnonzero(~kept & ((parent < 0) | kept[np.maximum(parent, 0)]))
+    # neighbouring subtrees (in postorder) go together, in spans of similar total size
+    done = np.cumsum(np.where(kept, 0, size))
+    cuts = np.searchsorted(done[roots], np.linspace(0, done[-1], parts + 1)[1:-1], side="right")
+    spans = [(first[group[0]], group[-1]) for group in np.split(roots, cuts) if len(group)]
+
+    def span_size(span):
+        return done[span[1]] - (done[span[0] - 1] if span[0] else 0)
+
+    return kept, sorted(spans, key=span_size, reverse=True)  # the largest first, for balance
 
 
 def _subtrees(kid_ptr, kids, weight, parts):
@@ -152,33 +185,58 @@ def _subtrees(kid_ptr, kids, weight, parts):
     return sorted(tasks, key=lambda t: -total[t])
 
 
-@nb.njit(cache=True, nogil=True)
-def band_system(full_image, is_fg, idx, ys, xs, oy, ox, eps):
+def band_system(full_image, is_fg, idx, ys, xs, oy, ox, eps, threads=None):
     """Rows of pymatting's matting Laplacian (radius 1) for the unknown pixels,
-    with the same arithmetic in the same order as its _cf_laplacian.
+    with the same arithmetic per window as its _cf_laplacian.
 
     ``is_fg`` and ``idx`` (row number of each unknown pixel, -1 if known) are
     crops at offset (oy, ox) of the uint8 image that reach 2 pixels past every
     unknown pixel; (ys, xs) are the unknown pixels in row order, crop
     coordinates. Returns the upper triangle of the unknown-unknown block in
     CSR (indptr, columns, values) and the right-hand side that the known pixels make.
+    The windows are added up in horizontal stripes on `threads` threads.
     """
     height, width = full_image.shape[:2]
     h, w = idx.shape
     image = full_image[oy:oy + h, ox:ox + w]
-    n = ys.shape[0]
-    # windows pymatting uses for these rows: those inside the image that
-    # contain an unknown pixel
+    used = _used_windows(ys, xs, oy, ox, height, width, h, w)
+    values = np.zeros((len(ys), 25))
+    # a window touches the rows beside its centre: stripes that leave two rows
+    # out at their ends never share a pixel; the rows left out come second
+    threads = max(1, min(threads or os.cpu_count() or 1, 4, h // 8))
+    edges = np.linspace(0, h, threads + 1).astype(np.int64)
+    inner = [(a, max(a, b - 2)) for a, b in zip(edges[:-1], edges[1:])]
+    seams = [(max(a, b - 2), b) for a, b in zip(edges[:-1], edges[1:])]
+    for stripes in (inner, seams):
+        if threads > 1:
+            with ThreadPoolExecutor(threads) as pool:
+                list(pool.map(lambda rows: _add_windows(image, used, idx, values, eps, *rows), stripes))
+        else:
+            for rows in stripes:
+                _add_windows(image, used, idx, values, eps, *rows)
+    return _upper_rows(values, is_fg, idx, ys, xs)
+
+
+@nb.njit(cache=True, nogil=True)
+def _used_windows(ys, xs, oy, ox, height, width, h, w):
+    """Windows pymatting uses for these rows: those inside the image that contain an unknown pixel."""
     used = np.zeros((h, w), np.bool_)
-    for i in range(n):
+    for i in range(ys.shape[0]):
         for y in range(max(ys[i] - 1, 1 - oy, 0), min(ys[i] + 2, height - 1 - oy, h)):
             for x in range(max(xs[i] - 1, 1 - ox, 0), min(xs[i] + 2, width - 1 - ox, w)):
                 used[y, x] = True
-    values = np.zeros((n, 25))
+    return used
+
+
+@nb.njit(cache=True, nogil=True)
+def _add_windows(image, used, idx, values, eps, row_from, row_to):
+    """Add the used windows centred on rows row_from..row_to - 1 to values (25 slots per
+    unknown pixel: its 5x5 neighbourhood). Entries that land below the diagonal between
+    two unknown pixels are left out: the solver reads the upper triangle only."""
     c = np.empty((9, 3))
     rows = np.empty(9, np.int64)
-    for cy in range(h):
-        for cx in range(w):
+    for cy in range(row_from, row_to):
+        for cx in range(used.shape[1]):
             if not used[cy, cx]:
                 continue
             for q in range(9):
@@ -219,12 +277,19 @@ def band_system(full_image, is_fg, idx, ys, xs, oy, ox, eps):
                 v1 = m01 * c[qi, 0] + m11 * c[qi, 1] + m12 * c[qi, 2]
                 v2 = m02 * c[qi, 0] + m12 * c[qi, 1] + m22 * c[qi, 2]
                 for qj in range(9):
+                    if 0 <= rows[qj] < i:
+                        continue
                     t = v0 * c[qj, 0] + v1 * c[qj, 1] + v2 * c[qj, 2]
                     slot = (qj // 3 - qi // 3 + 2) * 5 + qj % 3 - qi % 3 + 2
                     values[i, slot] += (1.0 if qi == qj else 0.0) - (1.0 + t) / 9.0
-    # CSR of the upper triangle, diagonal included: the factorisation reads nothing below it, and
-    # the matrix is symmetric. Compacted in place (entry i*25+s only ever moves down), then copied
-    # out so that the 25-slot rows are freed before the solve.
+
+
+@nb.njit(cache=True, nogil=True)
+def _upper_rows(values, is_fg, idx, ys, xs):
+    """CSR of the upper triangle, diagonal included, and the right-hand side: the factorisation
+    reads nothing below the diagonal, and the matrix is symmetric. Compacted in place (entry i*25+s
+    only ever moves down), then copied out so that the 25-slot rows are freed before the solve."""
+    n = values.shape[0]
     flat_values, columns = values.reshape(-1), np.empty(n * 25, np.int32)
     indptr = np.zeros(n + 1, np.int64)
     rhs = np.zeros(n)
@@ -245,12 +310,36 @@ def band_system(full_image, is_fg, idx, ys, xs, oy, ox, eps):
 
 
 @nb.njit(cache=True, nogil=True)
+def _cut(y, x, smallest):
+    """Where to cut pixels (y, x): the axis and the 2-pixel-wide line across it that minimise
+    separator / (pixels before * pixels after), with at least `smallest` of them on each side.
+    A fixed cut at the median of the longer side crosses a ragged band (hair, fur) at its widest
+    as often as not; this finds its narrow places. Returns the coordinates along the chosen axis
+    and the line's first coordinate."""
+    n = y.shape[0]
+    best, best_c, best_cut = np.inf, y, -1
+    for c in (x, y):
+        c0 = c.min()
+        counts = np.bincount(c - c0)
+        before = 0
+        for t in range(counts.shape[0] - 1):
+            line = counts[t] + counts[t + 1]
+            after = n - before - line
+            if before >= smallest * n and after >= smallest * n and line / (before * after) < best:
+                best, best_c, best_cut = line / (before * after), c, t + c0
+            before += counts[t]
+    if best_cut < 0:  # too few pixels or too thin to cut with the balance asked: at the median
+        best_c = x if x.max() - x.min() >= y.max() - y.min() else y
+        best_cut = int(np.median(best_c))
+    return best_c, best_cut
+
+
+@nb.njit(cache=True, nogil=True)
 def _dissect(ys, xs, order, scratch, a, b, leaf, starts, ends, kids, count):
     node = -1
     if b - a > leaf:
         y, x = ys[order[a:b]], xs[order[a:b]]
-        c = x if x.max() - x.min() >= y.max() - y.min() else y
-        cut = int(np.median(c))
+        c, cut = _cut(y, x, 0.2)
         lo, hi = np.sum(c < cut), np.sum(c >= cut + 2)
         if lo > 0 and hi > 0:
             i, j, k = 0, lo, lo + hi
@@ -279,9 +368,10 @@ def _dissect(ys, xs, order, scratch, a, b, leaf, starts, ends, kids, count):
 
 
 def nested_dissection(ys, xs, leaf=64):
-    """Order pixels so that sparse Cholesky fills in little: split the set at
-    the median of its longer side by a 2-pixel-wide line (the 5x5 stencil
-    cannot reach across it), recurse, put the line last. Returns the order and
+    """Order pixels so that sparse Cholesky fills in little: split the set by
+    a 2-pixel-wide line across x or y (the 5x5 stencil cannot reach across
+    it) where it is narrow for the parts it leaves (``_cut``), recurse, put
+    the line last. Returns the order and
     the elimination tree: node k owns order[starts[k]:ends[k]], its children are
     kids[kid_ptr[k]:kid_ptr[k+1]], and nodes come in postorder.
     """
@@ -331,24 +421,25 @@ def _symbolic(indptr, indices, starts, ends, kid_ptr, kids):
 
 
 @nb.njit(cache=True, nogil=True)
-def _factor(indptr, indices, data, b, starts, ends, kid_ptr, kids, border_ptr, border_idx, offsets, factors,
+def _factor(indptr, indices, data, b, starts, ends, kid_ptr, kids, parent, border_ptr, border_idx, offsets, factors,
             first, last, skip, external, handover, handover_ptr, keep, potrf, trsm, syrk):
     """Multifrontal Cholesky of nodes first..last (postorder): each node
     assembles a dense front from A and its children's Schur complements,
     eliminates its own variables with LAPACK/BLAS (its front rows go to
     factors[offsets[k]:], unless that is -1) and passes its Schur complement up. The right-hand side rides
     along as the front's last column, so this is also the forward solve.
+    Fronts take handover's number type (float64 or float32; the BLAS must match).
     Skipped nodes were done elsewhere; a skipped node k with external[k] = i >= 0
     hands over its Schur complement (with the right-hand side's column) in
     handover[handover_ptr[i]:handover_ptr[i + 1]]. With keep = i >= 0, the last
     node's is stored there.
     Returns whether the matrix was positive definite."""
-    local = np.zeros(b.shape[0], np.int64)
+    local = np.empty(b.shape[0], np.int64)  # written for each front's variables before it is read
     chars = np.array([ord("L"), ord("R"), ord("T"), ord("N")], np.uint8)
-    scalars = np.array([1.0, -1.0])
+    scalars = np.array([1.0, -1.0], handover.dtype)
     ints = np.zeros(4, np.int32)
     pending, ranks_pending = List(), List()
-    front = np.zeros((1, 1))
+    front = np.zeros((1, 1), handover.dtype)
     nv = 0
     for k in range(first, last + 1):
         if skip[k]:
@@ -368,7 +459,7 @@ def _factor(indptr, indices, data, b, starts, ends, kid_ptr, kids, border_ptr, b
         for i in range(m):
             local[border[i]] = nv + i
         # C row-major upper triangle == Fortran lower triangle for LAPACK
-        front = np.zeros((f + 1, f + 1))
+        front = np.zeros((f + 1, f + 1), handover.dtype)
         for r in range(s, e):
             front[r - s, f] = b[r]
             for p in range(indptr[r], indptr[r + 1]):
@@ -380,14 +471,14 @@ def _factor(indptr, indices, data, b, starts, ends, kid_ptr, kids, border_ptr, b
         for q in range(kid_ptr[k + 1] - 1, kid_ptr[k] - 1, -1):
             update, offset = pending.pop(), ranks_pending.pop()
             c = kids[q]
-            kb = border_idx[border_ptr[c]:border_ptr[c + 1]]
-            for i in range(kb.shape[0]):
-                li = local[kb[i]]
-                row = update[offset + i]
-                front[li, f] += row[-1]
-                for j in range(i, kb.shape[0]):
-                    lj = local[kb[j]]
-                    front[min(li, lj), max(li, lj)] += row[offset + j]
+            # the child's border, sorted, lands in increasing places of this front (its own variables,
+            # then its border, both sorted): the child's upper triangle stays upper
+            to = local[border_idx[border_ptr[c]:border_ptr[c + 1]]]
+            for i in range(to.shape[0]):
+                row, out = update[offset + i, offset:], front[to[i]]
+                out[f] += row[-1]
+                for j in range(i, to.shape[0]):
+                    out[to[j]] += row[j]
         if nv > 0:
             ints[0], ints[1], ints[2] = nv, f + 1, m + 1
             potrf(chars[0:].ctypes, ints[0:].ctypes, front.ctypes, ints[1:].ctypes, ints[3:].ctypes)
@@ -401,8 +492,9 @@ def _factor(indptr, indices, data, b, starts, ends, kid_ptr, kids, border_ptr, b
                  right.ctypes, ints[1:].ctypes, scalars[0:].ctypes, schur.ctypes, ints[1:].ctypes)
             if offsets[k] >= 0:
                 factors[offsets[k]:offsets[k] + nv * (f + 1)] = front[:nv].ravel()
-        pending.append(front)
-        ranks_pending.append(nv)
+        if parent[k] < 0 or not skip[parent[k]]:  # else no one here assembles it: let it go
+            pending.append(front)
+            ranks_pending.append(nv)
     if keep >= 0:
         d = front.shape[0] - nv
         handover[handover_ptr[keep]:handover_ptr[keep + 1]].reshape(d, d)[:, :] = front[nv:, nv:]

@@ -4,7 +4,7 @@ rembg's ``alpha_matting_cutout`` turns the model's mask into a trimap, solves
 pymatting's closed-form matting over the whole image and estimates foreground
 colours over the whole image. Only a few percent of the pixels are unknown,
 so :func:`alpha_matting_fast` solves the same linear system for those pixels
-only, exactly (see ``_matting_kernels``), and estimates colours only near
+only, with a direct solver (see ``_matting_kernels``), and estimates colours only near
 them. :func:`alpha_matting_reference` keeps rembg's whole-image
 behaviour for parity tests and benchmarks.
 
@@ -31,9 +31,10 @@ EPSILON = 1e-7  # pymatting's cf_laplacian default, which rembg uses
 # The fast path never imports pymatting: importing it compiles every one of its
 # kernels, a minute on an empty numba cache.
 _PYMATTING = threading.Lock()
-# Above this many bytes of Cholesky factor per image pixel (wide unknown regions),
-# the solver recomputes instead of keeping it: rembg peaks at ~500 bytes per pixel.
-FACTOR_BYTES_PER_PIXEL = 48
+# The Cholesky factor's rows kept, at most, in bytes per image pixel: on wide unknown
+# regions the solver keeps the widest fronts' rows within it and factorises the rest
+# again. rembg peaks at ~500 bytes per pixel; this keeps segkit under a quarter of it.
+FACTOR_BYTES_PER_PIXEL = 24
 
 
 def make_trimap(mask, foreground_threshold, background_threshold, erode_size):
@@ -111,10 +112,11 @@ def _check(image, mask):
     return np.ascontiguousarray(image), mask
 
 
-def _solve_alpha(image, trimap):
+def _solve_alpha(image, trimap, precisions=(np.float32, np.float64)):
     """Closed-form alpha for the unknown pixels: (float32 alpha of the image,
     unknown ys, xs, their float64 alpha), or None where pymatting would raise
-    (see the module docstring)."""
+    (see the module docstring). The Cholesky runs in the first of `precisions`
+    where the system is positive definite, then a general sparse LU."""
     height, width = trimap.shape
     unknown = trimap == 128
     if min(height, width) < 3 or not (unknown.any() and (trimap == 255).any() and (trimap == 0).any()):
@@ -131,7 +133,11 @@ def _solve_alpha(image, trimap):
     indptr, columns, values, rhs = kernels.band_system(image, is_fg, idx, ys - y0, xs - x0, y0, x0, EPSILON)
     del idx, is_fg
     budget = FACTOR_BYTES_PER_PIXEL * height * width
-    x = kernels.solve(indptr, columns, values, rhs, starts, ends, kid_ptr, kids, budget=budget)
+    for precision in precisions:
+        x = kernels.solve(indptr, columns, values, rhs, starts, ends, kid_ptr, kids, budget=budget,
+                          precision=precision)
+        if x is not None:
+            break
     if x is None:  # not positive definite in floating point: general sparse LU
         upper = sparse.csr_matrix((values, columns, indptr), shape=(len(rhs),) * 2)
         x = spsolve((upper + sparse.triu(upper, 1).T).tocsc(), rhs)
@@ -187,8 +193,10 @@ matte = alpha_matting_fast
 
 def warm_up() -> None:
     """Compile (or load from numba's cache) the matting kernels for the array types requests pass them:
-    a small disc whose soft edge is wide enough for a solve split over threads."""
+    a small disc whose soft edge is wide enough for a solve split over threads, and the float64
+    solve that takes over where float32 is not positive definite."""
     yy, xx = np.mgrid[0:64, 0:80]
     image = np.dstack([yy * 4, xx * 3, (yy + xx) * 2]).astype(np.uint8)
     mask = np.clip((24 - np.hypot(yy - 32, xx - 40)) * 20 + 128, 0, 255).astype(np.uint8)
     alpha_matting_fast(image, mask, 240, 10, 1)
+    _solve_alpha(image, make_trimap(mask, 240, 10, 1), precisions=(np.float64,))
