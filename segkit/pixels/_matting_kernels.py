@@ -41,6 +41,12 @@ BLAS = {np.float64: (_blas("lapack", "dpotrf", 5), _blas("blas", "dtrsm", 11), _
         np.float32: (_blas("lapack", "spotrf", 5), _blas("blas", "strsm", 11), _blas("blas", "ssyrk", 10))}
 
 
+# Pixel work split into this many horizontal stripes, run on however many threads there are.
+STRIPES = 8
+# Subtrees factorised again go in this many spans: more, smaller ones hold less memory at once.
+REDO_SPANS = 16
+
+
 def _openblas_threads_setter():
     """OpenBLAS's per-thread thread count, or None. Its worker threads spin;
     on fronts of a few hundred rows with the other cores busy they made the
@@ -81,7 +87,7 @@ def solve(indptr, indices, data, b, starts, ends, kid_ptr, kids, threads=None, b
     parent[kids] = np.repeat(np.arange(nodes), np.diff(kid_ptr))
     threads = threads or min(os.cpu_count() or 1, 4)
     recompute = budget is not None and 4 * size.sum() > budget
-    tasks = _subtrees(kid_ptr, kids, nv * width**2, 4 * threads if threads > 1 else 1)
+    tasks = _subtrees(kid_ptr, kids, first, nv * width**2, 4 * threads if threads > 1 else 1)
     in_task = np.zeros(nodes, np.bool_)
     external = np.full(nodes, -1, np.int64)
     for i, k in enumerate(tasks):
@@ -95,7 +101,7 @@ def solve(indptr, indices, data, b, starts, ends, kid_ptr, kids, threads=None, b
 
     kept, redone = np.ones(nodes, np.bool_), []
     if recompute:
-        kept, redone = _widest_fronts(~in_task, width, size, parent, first, budget // 4, 4 * threads)
+        kept, redone = _widest_fronts(~in_task, width, size, parent, first, budget // 4, REDO_SPANS)
     offsets, factors = rows_for(kept)
     system = (indptr, indices, data, b, starts, ends, kid_ptr, kids, parent, border_ptr, border_idx)
     # each subtree's last front (Schur complement) is handed to its ancestors in one flat
@@ -138,7 +144,11 @@ def solve(indptr, indices, data, b, starts, ends, kid_ptr, kids, threads=None, b
             handover = np.empty(0, precision)  # the fronts are assembled: free them before the back substitution
         if not ok:
             return None
-        _back_substitute(starts, ends, border_ptr, border_idx, offsets, factors, x, 0, nodes - 1)
+        # the ancestors first, then the kept rows of each subtree side by side, then what is redone
+        _back_substitute(starts, ends, border_ptr, border_idx, np.where(in_task, -1, offsets), factors, x, 0,
+                         nodes - 1)
+        list(pool.map(lambda k: _back_substitute(starts, ends, border_ptr, border_idx, offsets, factors, x,
+                                                 first[k], k), tasks))
         if recompute and not all(pool.map(redo, redone)):
             return None
     return x
@@ -168,13 +178,12 @@ def _widest_fronts(kept, width, size, parent, first, words, parts):
     return kept, sorted(spans, key=span_size, reverse=True)  # the largest first, for balance
 
 
-def _subtrees(kid_ptr, kids, weight, parts):
+def _subtrees(kid_ptr, kids, first, weight, parts):
     """Disjoint subtrees to work on separately: split the heaviest one into its
     children until there are `parts` of them or it is a leaf."""
     nodes = len(weight)
-    total = np.zeros(nodes)
-    for k in range(nodes):
-        total[k] = weight[k] + sum(total[c] for c in kids[kid_ptr[k]:kid_ptr[k + 1]])
+    below = np.concatenate([[0], np.cumsum(weight)])
+    total = below[1:] - below[first]  # a subtree is a run of nodes in postorder
     tasks = [nodes - 1]
     while len(tasks) < parts:
         k = max(tasks, key=lambda t: total[t])
@@ -201,20 +210,16 @@ def band_system(full_image, is_fg, idx, ys, xs, oy, ox, eps, threads=None):
     image = full_image[oy:oy + h, ox:ox + w]
     used = _used_windows(ys, xs, oy, ox, height, width, h, w)
     values = np.zeros((len(ys), 25))
-    # a window touches the rows beside its centre: stripes that leave two rows
-    # out at their ends never share a pixel; the rows left out come second
-    threads = max(1, min(threads or os.cpu_count() or 1, 4, h // 8))
-    edges = np.linspace(0, h, threads + 1).astype(np.int64)
+    # a window touches the rows beside its centre: stripes that leave two rows out at their ends
+    # never share a pixel; the rows left out come second. As many stripes whatever the threads,
+    # so that the sums, and the alpha, do not depend on the machine.
+    edges = np.linspace(0, h, max(1, min(STRIPES, h // 8)) + 1).astype(np.int64)
     inner = [(a, max(a, b - 2)) for a, b in zip(edges[:-1], edges[1:])]
     seams = [(max(a, b - 2), b) for a, b in zip(edges[:-1], edges[1:])]
-    for stripes in (inner, seams):
-        if threads > 1:
-            with ThreadPoolExecutor(threads) as pool:
-                list(pool.map(lambda rows: _add_windows(image, used, idx, values, eps, *rows), stripes))
-        else:
-            for rows in stripes:
-                _add_windows(image, used, idx, values, eps, *rows)
-    return _upper_rows(values, is_fg, idx, ys, xs)
+    with ThreadPoolExecutor(threads or min(os.cpu_count() or 1, 4)) as pool:
+        for stripes in (inner, seams):
+            list(pool.map(lambda rows: _add_windows(image, used, idx, values, eps, *rows), stripes))
+        return _upper_rows(values, is_fg, idx, ys, xs, pool, STRIPES)
 
 
 @nb.njit(cache=True, nogil=True)
@@ -284,29 +289,47 @@ def _add_windows(image, used, idx, values, eps, row_from, row_to):
                     values[i, slot] += (1.0 if qi == qj else 0.0) - (1.0 + t) / 9.0
 
 
-@nb.njit(cache=True, nogil=True)
-def _upper_rows(values, is_fg, idx, ys, xs):
+def _upper_rows(values, is_fg, idx, ys, xs, pool, parts):
     """CSR of the upper triangle, diagonal included, and the right-hand side: the factorisation
-    reads nothing below the diagonal, and the matrix is symmetric. Compacted in place (entry i*25+s
-    only ever moves down), then copied out so that the 25-slot rows are freed before the solve."""
+    reads nothing below the diagonal, and the matrix is symmetric. Rows are counted, then
+    filled, in `parts` runs of rows on the pool."""
     n = values.shape[0]
-    flat_values, columns = values.reshape(-1), np.empty(n * 25, np.int32)
-    indptr = np.zeros(n + 1, np.int64)
-    rhs = np.zeros(n)
-    nnz = 0
-    for i in range(n):
+    edges = np.linspace(0, n, parts + 1).astype(np.int64)
+    counts, rhs = np.zeros(n + 1, np.int64), np.zeros(n)
+    list(pool.map(lambda i: _count_upper(values, is_fg, idx, ys, xs, edges[i], edges[i + 1], counts, rhs),
+                  range(parts)))
+    indptr = np.cumsum(counts)
+    columns, data = np.empty(indptr[-1], np.int32), np.empty(indptr[-1])
+    list(pool.map(lambda i: _fill_upper(values, idx, ys, xs, edges[i], edges[i + 1], indptr, columns, data),
+                  range(parts)))
+    return indptr, columns, data, rhs
+
+
+@nb.njit(cache=True, nogil=True)
+def _count_upper(values, is_fg, idx, ys, xs, first, last, counts, rhs):
+    """For rows first..last - 1: their entries on or above the diagonal (counts[i + 1]), and
+    the right-hand side that their known foreground neighbours make."""
+    for i in range(first, last):
         for s in range(25):
             if values[i, s] != 0.0:
                 y, x = ys[i] + s // 5 - 2, xs[i] + s % 5 - 2
                 j = idx[y, x]
                 if j >= i:
-                    flat_values[nnz] = values[i, s]
-                    columns[nnz] = j
-                    nnz += 1
+                    counts[i + 1] += 1
                 elif j < 0 and is_fg[y, x]:
                     rhs[i] -= values[i, s]
-        indptr[i + 1] = nnz
-    return indptr, columns[:nnz].copy(), flat_values[:nnz].copy(), rhs
+
+
+@nb.njit(cache=True, nogil=True)
+def _fill_upper(values, idx, ys, xs, first, last, indptr, columns, data):
+    for i in range(first, last):
+        at = indptr[i]
+        for s in range(25):
+            if values[i, s] != 0.0:
+                j = idx[ys[i] + s // 5 - 2, xs[i] + s % 5 - 2]
+                if j >= i:
+                    columns[at], data[at] = j, values[i, s]
+                    at += 1
 
 
 @nb.njit(cache=True, nogil=True)
@@ -336,24 +359,27 @@ def _cut(y, x, smallest):
 
 @nb.njit(cache=True, nogil=True)
 def _dissect(ys, xs, order, scratch, a, b, leaf, starts, ends, kids, count):
+    """Node for order[a:b], after its children; ys and xs are permuted along with order,
+    so that each part's coordinates are one slice."""
     node = -1
     if b - a > leaf:
-        y, x = ys[order[a:b]], xs[order[a:b]]
+        y, x = ys[a:b], xs[a:b]
         c, cut = _cut(y, x, 0.2)
-        lo, hi = np.sum(c < cut), np.sum(c >= cut + 2)
+        lo = hi = 0
+        for p in range(b - a):
+            lo += c[p] < cut
+            hi += c[p] >= cut + 2
         if lo > 0 and hi > 0:
             i, j, k = 0, lo, lo + hi
             for p in range(b - a):
                 if c[p] < cut:
-                    scratch[i] = order[a + p]
-                    i += 1
+                    t, i = i, i + 1
                 elif c[p] >= cut + 2:
-                    scratch[j] = order[a + p]
-                    j += 1
+                    t, j = j, j + 1
                 else:
-                    scratch[k] = order[a + p]
-                    k += 1
-            order[a:b] = scratch[:b - a]
+                    t, k = k, k + 1
+                scratch[0, t], scratch[1, t], scratch[2, t] = order[a + p], y[p], x[p]
+            order[a:b], ys[a:b], xs[a:b] = scratch[0, :b - a], scratch[1, :b - a], scratch[2, :b - a]
             first = _dissect(ys, xs, order, scratch, a, a + lo, leaf, starts, ends, kids, count)
             second = _dissect(ys, xs, order, scratch, a + lo, a + lo + hi, leaf, starts, ends, kids, count)
             node = count[0]
@@ -379,8 +405,8 @@ def nested_dissection(ys, xs, leaf=64):
     order = np.arange(n, dtype=np.int64)
     starts, ends = np.zeros(2 * n + 1, np.int64), np.zeros(2 * n + 1, np.int64)
     kids, count = np.full((2 * n + 1, 2), -1, np.int64), np.zeros(1, np.int64)
-    ys, xs = ys.astype(np.int64), xs.astype(np.int64)
-    _dissect(ys, xs, order, np.empty(n, np.int64), 0, n, leaf, starts, ends, kids, count)
+    ys, xs = ys.astype(np.int64), xs.astype(np.int64)  # copies, permuted as it goes
+    _dissect(ys, xs, order, np.empty((3, n), np.int64), 0, n, leaf, starts, ends, kids, count)
     nodes = count[0]
     kids = kids[:nodes]
     kid_ptr = np.concatenate([[0], np.cumsum((kids >= 0).sum(axis=1))]).astype(np.int64)
@@ -523,6 +549,42 @@ def _back_substitute(starts, ends, border_ptr, border_idx, offsets, factors, x, 
 
 
 @nb.njit(cache=True, nogil=True)
+def erode(mask, size, outside):
+    """scipy.ndimage.minimum_filter(mask, size, mode="constant", cval=outside) of a bool mask:
+    True where a size x size window (from size // 2 before to the rest after) is all True,
+    counting pixels outside the image as `outside`. Running counts along each row, then down
+    the columns a whole row at a time."""
+    out = np.empty_like(mask)
+    h, w = mask.shape
+    before = size // 2
+    falses = np.zeros(max(h, w) + 1, np.int64)
+    rows = np.empty_like(mask)
+    for y in range(h):
+        for x in range(w):
+            falses[x + 1] = falses[x] + (not mask[y, x])
+        for x in range(w):
+            lo, hi = x - before, x - before + size
+            rows[y, x] = falses[min(hi, w)] == falses[max(lo, 0)] and (outside or (lo >= 0 and hi <= w))
+    # down the columns, a whole row at a time: counts of False rows in each column's window
+    counts = np.zeros(w, np.int64)
+    for y in range(min(size - before - 1, h)):  # the window of row 0 before it is moved on
+        for x in range(w):
+            counts[x] += not rows[y, x]
+    for y in range(h):
+        lo, hi = y - before, y - before + size
+        if hi - 1 < h:
+            for x in range(w):
+                counts[x] += not rows[hi - 1, x]
+        inside = outside or (lo >= 0 and hi <= h)
+        for x in range(w):
+            out[y, x] = counts[x] == 0 and inside
+        if lo >= 0:
+            for x in range(w):
+                counts[x] -= not rows[lo, x]
+    return out
+
+
+@nb.njit(cache=True, nogil=True)
 def neighbourhood(ys, xs, radius, height, width):
     """Pixels within `radius` (square) of the listed ones, and within radius + 1,
     as coordinate arrays (active ys, xs, ring ys, xs); separable box counts
@@ -559,15 +621,45 @@ def neighbourhood(ys, xs, radius, height, width):
     return ay, ax, ry, rx
 
 
-@nb.njit(cache=True, nogil=True)
 def fb_level(image, alpha, rows, cols, coarse_fg, coarse_bg, ay, ax, ry, rx,
-             iterations, regularization, gradient_weight):
+             iterations, regularization, gradient_weight, threads=1):
     """One finer level of pymatting's estimate_foreground_ml on the active
-    pixels (ay, ax): the level's pixel (y, x) samples the full uint8 image and
+    pixels (ay, ax, in row order): the level's pixel (y, x) samples the full uint8 image and
     float32 alpha at (rows[y], cols[x]); fg/bg start, at the ring pixels
     (ry, rx), as the previous level's nearest-neighbour resize, as in
-    pymatting; then Gauss-Seidel sweeps, neighbours clamped to the level."""
-    height, width = rows.shape[0], cols.shape[0]
+    pymatting; then Gauss-Seidel sweeps, neighbours clamped to the level.
+    With `threads`, each sweep runs in horizontal stripes side by side, then
+    the two rows at each seam (a pixel reads the rows above and below it)."""
+    fg, bg = _fb_start(rows.shape[0], cols.shape[0], coarse_fg, coarse_bg, ry, rx)
+    regularization, gradient_weight = np.float32(regularization), np.float32(gradient_weight)
+    phases = _stripes(ay)
+
+    def sweep(span):
+        _fb_sweep(image, alpha, rows, cols, fg, bg, ay, ax, span[0], span[1], regularization, gradient_weight)
+
+    with ThreadPoolExecutor(threads) as pool:
+        for _ in range(iterations):
+            for spans in phases:
+                list(pool.map(sweep, spans)) if len(spans) > 1 else sweep(spans[0])
+    return fg, bg
+
+
+def _stripes(ay, smallest=10000):
+    """Spans of the active pixels (sorted by row) to sweep: stripes side by side, then the seams;
+    as many whatever the threads, so that the colours do not depend on the machine."""
+    stripes = min(STRIPES, len(ay) // smallest)
+    if stripes < 2:
+        return [[(0, len(ay))]]
+    seams = np.unique(ay[len(ay) * np.arange(1, stripes) // stripes])
+    if len(seams) < stripes - 1 or np.any(np.diff(seams) < 3):
+        return [[(0, len(ay))]]
+    at = np.searchsorted(ay, np.concatenate([seams - 1, seams + 1]))
+    starts, ends = np.concatenate([[0], at[len(seams):]]), np.concatenate([at[:len(seams)], [len(ay)]])
+    return [list(zip(starts, ends)), list(zip(at[:len(seams)], at[len(seams):]))]
+
+
+@nb.njit(cache=True, nogil=True)
+def _fb_start(height, width, coarse_fg, coarse_bg, ry, rx):
     fg = np.empty((height, width, 3), np.float32)
     bg = np.empty((height, width, 3), np.float32)
     for p in range(ry.shape[0]):
@@ -575,34 +667,37 @@ def fb_level(image, alpha, rows, cols, coarse_fg, coarse_bg, ay, ax, ry, rx,
         cy, cx = y * coarse_fg.shape[0] // height, x * coarse_fg.shape[1] // width
         fg[y, x] = coarse_fg[cy, cx]
         bg[y, x] = coarse_bg[cy, cx]
-    b = np.empty((2, 3), np.float32)
-    regularization, gradient_weight = np.float32(regularization), np.float32(gradient_weight)
-    # pymatting's number types, step for step: a1, a01, a11 and the solve in float64
-    for _ in range(iterations):
-        for p in range(ay.shape[0]):
-            y, x = ay[p], ax[p]
-            a0 = alpha[rows[y], cols[x]]
-            a1 = 1.0 - a0
-            a00, a01, a11 = a0 * a0, a0 * a1, a1 * a1
-            for c in range(3):
-                value = np.float32(image[rows[y], cols[x], c] / 255.0)
-                b[0, c] = a0 * value
-                b[1, c] = a1 * value
-            for d in range(4):
-                y2 = min(max(y + (d == 3) - (d == 2), 0), height - 1)
-                x2 = min(max(x + (d == 1) - (d == 0), 0), width - 1)
-                da = regularization + gradient_weight * abs(a0 - alpha[rows[y2], cols[x2]])
-                a00 += da
-                a11 += da
-                for c in range(3):
-                    b[0, c] += da * fg[y2, x2, c]
-                    b[1, c] += da * bg[y2, x2, c]
-            inv_det = 1.0 / (a00 * a11 - a01 * a01)
-            b00, b01, b11 = inv_det * a11, inv_det * -a01, inv_det * a00
-            for c in range(3):
-                fg[y, x, c] = max(0.0, min(1.0, b00 * b[0, c] + b01 * b[1, c]))
-                bg[y, x, c] = max(0.0, min(1.0, b01 * b[0, c] + b11 * b[1, c]))
     return fg, bg
+
+
+@nb.njit(cache=True, nogil=True)
+def _fb_sweep(image, alpha, rows, cols, fg, bg, ay, ax, first, last, regularization, gradient_weight):
+    height, width = rows.shape[0], cols.shape[0]
+    b = np.empty((2, 3), np.float32)
+    # pymatting's number types, step for step: a1, a01, a11 and the solve in float64
+    for p in range(first, last):
+        y, x = ay[p], ax[p]
+        a0 = alpha[rows[y], cols[x]]
+        a1 = 1.0 - a0
+        a00, a01, a11 = a0 * a0, a0 * a1, a1 * a1
+        for c in range(3):
+            value = np.float32(image[rows[y], cols[x], c] / 255.0)
+            b[0, c] = a0 * value
+            b[1, c] = a1 * value
+        for d in range(4):
+            y2 = min(max(y + (d == 3) - (d == 2), 0), height - 1)
+            x2 = min(max(x + (d == 1) - (d == 0), 0), width - 1)
+            da = regularization + gradient_weight * abs(a0 - alpha[rows[y2], cols[x2]])
+            a00 += da
+            a11 += da
+            for c in range(3):
+                b[0, c] += da * fg[y2, x2, c]
+                b[1, c] += da * bg[y2, x2, c]
+        inv_det = 1.0 / (a00 * a11 - a01 * a01)
+        b00, b01, b11 = inv_det * a11, inv_det * -a01, inv_det * a00
+        for c in range(3):
+            fg[y, x, c] = max(0.0, min(1.0, b00 * b[0, c] + b01 * b[1, c]))
+            bg[y, x, c] = max(0.0, min(1.0, b01 * b[0, c] + b11 * b[1, c]))
 
 
 @nb.njit(cache=True, nogil=True)
