@@ -249,7 +249,7 @@ def test_the_lu_fallback_solves_the_same_system(monkeypatch):
     symmetric matrix: forced here, it must give the Cholesky's alpha."""
     image, mask = photo("chelsea")
     expected = alpha_matting_fast(image, mask, 240, 10, 10)
-    monkeypatch.setattr(matting.kernels, "solve", lambda *args, **kwargs: None)
+    monkeypatch.setattr(matting.cholesky, "solve", lambda *args, **kwargs: None)
     via_lu = alpha_matting_fast(image, mask, 240, 10, 10)
     assert np.abs(via_lu.astype(int) - expected).max() <= 1
 
@@ -261,12 +261,12 @@ def test_float32_fronts_give_float64s_cutout_and_fall_back_to_it(monkeypatch):
     trimap = make_trimap(mask, 240, 10, 10)
     single, double = (matting._solve_alpha(image, trimap, precisions=(p,)) for p in (np.float32, np.float64))
     assert np.abs(single[3] - double[3]).max() < 1 / 255
-    solve, tried = matting.kernels.solve, []
+    solve, tried = matting.cholesky.solve, []
 
     def float32_fails(*args, precision, **kwargs):
         tried.append(precision)
         return None if precision == np.float32 else solve(*args, precision=precision, **kwargs)
 
-    monkeypatch.setattr(matting.kernels, "solve", float32_fails)
+    monkeypatch.setattr(matting.cholesky, "solve", float32_fails)
     assert np.array_equal(matting._solve_alpha(image, trimap)[3], double[3])
     assert tried == [np.float32, np.float64]

@@ -4,7 +4,7 @@ rembg's ``alpha_matting_cutout`` turns the model's mask into a trimap, solves
 pymatting's closed-form matting over the whole image and estimates foreground
 colours over the whole image. Only a few percent of the pixels are unknown,
 so :func:`alpha_matting_fast` solves the same linear system for those pixels
-only, with a direct solver (see ``_matting_kernels``), and estimates colours only near
+only, with a direct solver (``_cholesky``), and estimates colours only near
 them. :func:`alpha_matting_reference` keeps rembg's whole-image
 behaviour for parity tests and benchmarks.
 
@@ -24,7 +24,7 @@ import numpy as np
 from scipy import ndimage, sparse
 from scipy.sparse.linalg import spsolve
 
-from . import _matting_kernels as kernels
+from . import _cholesky as cholesky, _matting_kernels as kernels
 
 EPSILON = 1e-7  # pymatting's cf_laplacian default, which rembg uses
 # pymatting's kernels are numba ``parallel=True``. Where neither OpenMP nor TBB is
@@ -128,7 +128,7 @@ def _solve_alpha(image, trimap, precisions=(np.float32, np.float64)):
     # the rows of the unknown pixels read pixels up to 2 away (5x5 stencil)
     y0, x0 = max(ys.min() - 2, 0), max(xs.min() - 2, 0)
     y1, x1 = min(ys.max() + 3, height), min(xs.max() + 3, width)
-    order, starts, ends, kid_ptr, kids = kernels.nested_dissection(ys - y0, xs - x0)
+    order, starts, ends, kid_ptr, kids = cholesky.nested_dissection(ys - y0, xs - x0)
     ys, xs = ys[order], xs[order]
     idx = np.full((y1 - y0, x1 - x0), -1, np.int32)
     idx[ys - y0, xs - x0] = np.arange(len(ys), dtype=np.int32)
@@ -137,7 +137,7 @@ def _solve_alpha(image, trimap, precisions=(np.float32, np.float64)):
     del idx, is_fg
     budget = FACTOR_BYTES_PER_PIXEL * height * width
     for precision in precisions:
-        x = kernels.solve(indptr, columns, values, rhs, starts, ends, kid_ptr, kids, budget=budget,
+        x = cholesky.solve(indptr, columns, values, rhs, starts, ends, kid_ptr, kids, budget=budget,
                           precision=precision)
         if x is not None:
             break

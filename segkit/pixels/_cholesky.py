@@ -1,0 +1,401 @@
+"""Multifrontal sparse Cholesky for the matting system (``_matting_kernels.band_system``).
+
+``nested_dissection`` orders the unknown pixels so that the factor fills in
+little, and ``solve`` factorises and solves with LAPACK/BLAS on dense fronts,
+independent subtrees side by side. Iterative solvers were measured and
+rejected: with pymatting's epsilon of 1e-7 the system is so ill-conditioned
+that CG with Jacobi, ichol, block-Jacobi or AMG (pyamg) preconditioners, even
+warm-started from the mask or from a half-resolution solution, stay visibly
+off rembg's alpha after many iterations (the error is global, not local),
+while the direct solve matches it; scipy's SuperLU with the same ordering was
+slower (bench/matting_bench.py).
+"""
+
+import ctypes
+import glob
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numba as nb
+import numpy as np
+import scipy
+from numba.extending import get_cython_function_address
+from numba.typed import List
+
+# Subtrees factorised again go in this many spans: more, smaller ones hold less memory at once.
+REDO_SPANS = 16
+
+
+def _blas(module, name, nargs):
+    address = get_cython_function_address("scipy.linalg.cython_" + module, name)
+    return ctypes.CFUNCTYPE(None, *([ctypes.c_void_p] * nargs))(address)
+
+
+# LAPACK/BLAS from scipy, passed to the kernel as arguments so numba can cache it: for
+# float64 and for float32 fronts.
+BLAS = {np.float64: (_blas("lapack", "dpotrf", 5), _blas("blas", "dtrsm", 11), _blas("blas", "dsyrk", 10)),
+        np.float32: (_blas("lapack", "spotrf", 5), _blas("blas", "strsm", 11), _blas("blas", "ssyrk", 10))}
+
+
+def _openblas_threads_setter():
+    """OpenBLAS's per-thread thread count, or None. Its worker threads spin;
+    on fronts of a few hundred rows with the other cores busy they made the
+    solve many times slower, so the solve runs single-threaded."""
+    libs = os.path.join(os.path.dirname(scipy.__file__), os.pardir, "scipy.libs", "libscipy_openblas*")
+    try:
+        return ctypes.CDLL(sorted(glob.glob(libs))[0]).openblas_set_num_threads_local
+    except (IndexError, OSError, AttributeError):
+        return None
+
+
+_SET_BLAS_THREADS = _openblas_threads_setter()
+
+
+def solve(indptr, indices, data, b, starts, ends, kid_ptr, kids, threads=None, budget=None, precision=np.float32):
+    """Solve the SPD system A x = b (A's upper triangle in CSR, rows in nested-dissection order,
+    tree from nested_dissection) with a multifrontal Cholesky. Independent
+    subtrees are factorised on `threads` threads (default: CPU count, at most
+    4), then their ancestors. Fronts are eliminated in `precision`: float32
+    by default, as BLAS does twice the float32 flops per cycle and its alpha
+    is float64's after rounding to uint8 (bench/RESULTS.md); the back
+    substitution accumulates in float64. The factor is kept in float32 rows
+    either way, within `budget` bytes (wide unknown regions fill in as
+    n log n): over it, the rows of the widest fronts are kept and the
+    subtrees below them are factorised again just before their back
+    substitution.
+    Returns None if A is not positive definite."""
+    nodes = len(starts)
+    border_ptr, border_idx = _symbolic(indptr, indices, starts, ends, kid_ptr, kids)
+    nv = ends - starts
+    width = nv + np.diff(border_ptr)
+    size = nv * (width + 1)
+    first = np.arange(nodes)  # first node of each subtree, in postorder
+    for k in range(nodes):
+        if kid_ptr[k + 1] > kid_ptr[k]:
+            first[k] = first[kids[kid_ptr[k]]]
+    parent = np.full(nodes, -1)
+    parent[kids] = np.repeat(np.arange(nodes), np.diff(kid_ptr))
+    threads = threads or min(os.cpu_count() or 1, 4)
+    recompute = budget is not None and 4 * size.sum() > budget
+    tasks = _subtrees(kid_ptr, kids, first, nv * width**2, 4 * threads if threads > 1 else 1)
+    in_task = np.zeros(nodes, np.bool_)
+    external = np.full(nodes, -1, np.int64)
+    for i, k in enumerate(tasks):
+        in_task[first[k]:k + 1] = True
+        external[k] = i
+
+    def rows_for(kept):
+        offsets = np.full(nodes, -1, np.int64)
+        offsets[kept] = np.cumsum(size[kept]) - size[kept]
+        return offsets, np.empty(size[kept].sum(), np.float32)
+
+    kept, redone = np.ones(nodes, np.bool_), []
+    if recompute:
+        kept, redone = _widest_fronts(~in_task, width, size, parent, first, budget // 4, REDO_SPANS)
+    offsets, factors = rows_for(kept)
+    system = (indptr, indices, data, b, starts, ends, kid_ptr, kids, parent, border_ptr, border_idx)
+    # each subtree's last front (Schur complement) is handed to its ancestors in one flat
+    # buffer, not a numba typed List: building one from Python compiles code in every process
+    # (only its Schur complement: the eliminated rows above it are never read again)
+    handover_ptr = np.concatenate([[0], np.cumsum((width[tasks] - nv[tasks] + 1) ** 2)]).astype(np.int64)
+    blas = BLAS[precision]
+    handover = np.empty(handover_ptr[-1] if len(tasks) > 1 else 0, precision)  # its type picks the fronts'
+    no_skip, no_external = np.zeros(nodes, np.bool_), np.full(nodes, -1, np.int64)
+    x = np.zeros(len(b))
+
+    def single_blas(function, *args):
+        previous = _SET_BLAS_THREADS(1) if _SET_BLAS_THREADS else None
+        try:
+            return function(*args)
+        finally:
+            if _SET_BLAS_THREADS:
+                _SET_BLAS_THREADS(previous)
+
+    def subtree(k, rows, out, keep=-1):
+        return single_blas(_factor, *system, rows, out, first[k], k, no_skip, external, handover, handover_ptr,
+                           keep, *blas)
+
+    def redo(span):  # factor the nodes not kept in span again, keeping their rows, and back-substitute them
+        lo, hi = span
+        again = np.zeros(nodes, np.bool_)
+        again[lo:hi + 1] = ~kept[lo:hi + 1]
+        rows, out = rows_for(again)
+        ok = single_blas(_factor, *system, rows, out, lo, hi, kept, no_external, handover, handover_ptr, -1, *blas)
+        _back_substitute(starts, ends, border_ptr, border_idx, rows, out, x, lo, hi)
+        return ok
+
+    with ThreadPoolExecutor(threads) as pool:
+        if tasks == [nodes - 1]:  # the whole tree as one task
+            ok = subtree(nodes - 1, offsets, factors)
+        else:
+            ok = all(pool.map(lambda i: subtree(tasks[i], offsets, factors, keep=i), range(len(tasks))))
+            ok = ok and single_blas(_factor, *system, offsets, factors, 0, nodes - 1, in_task, external,
+                                    handover, handover_ptr, -1, *blas)
+            handover = np.empty(0, precision)  # the fronts are assembled: free them before the back substitution
+        if not ok:
+            return None
+        # the ancestors first, then the kept rows of each subtree side by side, then what is redone
+        _back_substitute(starts, ends, border_ptr, border_idx, np.where(in_task, -1, offsets), factors, x, 0,
+                         nodes - 1)
+        list(pool.map(lambda k: _back_substitute(starts, ends, border_ptr, border_idx, offsets, factors, x,
+                                                 first[k], k), tasks))
+        factors = None  # read no more: free the kept rows before the rest is factorised again
+        if recompute and not all(pool.map(redo, redone)):
+            return None
+    return x
+
+
+def _widest_fronts(kept, width, size, parent, first, words, parts):
+    """The nodes whose rows to keep within `words` floats, besides the `kept` ones, and the
+    spans of nodes (first, last) in which the others are to be factorised again, about
+    `parts` of them. Wide fronts cost the most flops per byte kept, so the widest go first;
+    a node is only kept with its ancestors, which leaves whole subtrees to do again."""
+    nodes = len(width)
+    narrowest = np.where(kept, np.inf, width)  # the narrowest front on the way to the root
+    for k in range(nodes - 2, -1, -1):  # in postorder, parents come after their children
+        narrowest[k] = min(narrowest[k], narrowest[parent[k]])
+    order = np.lexsort((-np.arange(nodes), -narrowest))  # on ties, parents first
+    kept = kept.copy()
+    kept[order[np.cumsum(size[order]) <= words]] = True
+    roots = np.flatnonzero(~kept & ((parent < 0) | kept[np.maximum(parent, 0)]))
+    # neighbouring subtrees (in postorder) go together, in spans of similar total size
+    done = np.cumsum(np.where(kept, 0, size))
+    cuts = np.searchsorted(done[roots], np.linspace(0, done[-1], parts + 1)[1:-1], side="right")
+    spans = [(first[group[0]], group[-1]) for group in np.split(roots, cuts) if len(group)]
+
+    def span_size(span):
+        return done[span[1]] - (done[span[0] - 1] if span[0] else 0)
+
+    return kept, sorted(spans, key=span_size, reverse=True)  # the largest first, for balance
+
+
+def _subtrees(kid_ptr, kids, first, weight, parts):
+    """Disjoint subtrees to work on separately: split the heaviest one into its
+    children until there are `parts` of them or it is a leaf."""
+    nodes = len(weight)
+    below = np.concatenate([[0], np.cumsum(weight)])
+    total = below[1:] - below[first]  # a subtree is a run of nodes in postorder
+    tasks = [nodes - 1]
+    while len(tasks) < parts:
+        k = max(tasks, key=lambda t: total[t])
+        if kid_ptr[k + 1] == kid_ptr[k]:
+            break
+        tasks.remove(k)
+        tasks += list(kids[kid_ptr[k]:kid_ptr[k + 1]])
+    return sorted(tasks, key=lambda t: -total[t])
+
+
+@nb.njit(cache=True, nogil=True)
+def _cut(y, x, smallest):
+    """Where to cut pixels (y, x): the axis and the 2-pixel-wide line across it that minimise
+    separator / (pixels before * pixels after), with at least `smallest` of them on each side.
+    A fixed cut at the median of the longer side crosses a ragged band (hair, fur) at its widest
+    as often as not; this finds its narrow places. Returns the coordinates along the chosen axis
+    and the line's first coordinate."""
+    n = y.shape[0]
+    best, best_c, best_cut = np.inf, y, -1
+    for c in (x, y):
+        c0 = c.min()
+        counts = np.bincount(c - c0)
+        before = 0
+        for t in range(counts.shape[0] - 1):
+            line = counts[t] + counts[t + 1]
+            after = n - before - line
+            if before >= smallest * n and after >= smallest * n and line / (before * after) < best:
+                best, best_c, best_cut = line / (before * after), c, t + c0
+            before += counts[t]
+    if best_cut < 0:  # too few pixels or too thin to cut with the balance asked: at the median
+        best_c = x if x.max() - x.min() >= y.max() - y.min() else y
+        best_cut = int(np.median(best_c))
+    return best_c, best_cut
+
+
+@nb.njit(cache=True, nogil=True)
+def _dissect(ys, xs, order, scratch, a, b, leaf, starts, ends, kids, count):
+    """Node for order[a:b], after its children; ys and xs are permuted along with order,
+    so that each part's coordinates are one slice."""
+    node = -1
+    if b - a > leaf:
+        y, x = ys[a:b], xs[a:b]
+        c, cut = _cut(y, x, 0.2)
+        lo = hi = 0
+        for p in range(b - a):
+            lo += c[p] < cut
+            hi += c[p] >= cut + 2
+        if lo > 0 and hi > 0:
+            i, j, k = 0, lo, lo + hi
+            for p in range(b - a):
+                if c[p] < cut:
+                    t, i = i, i + 1
+                elif c[p] >= cut + 2:
+                    t, j = j, j + 1
+                else:
+                    t, k = k, k + 1
+                scratch[0, t], scratch[1, t], scratch[2, t] = order[a + p], y[p], x[p]
+            order[a:b], ys[a:b], xs[a:b] = scratch[0, :b - a], scratch[1, :b - a], scratch[2, :b - a]
+            first = _dissect(ys, xs, order, scratch, a, a + lo, leaf, starts, ends, kids, count)
+            second = _dissect(ys, xs, order, scratch, a + lo, a + lo + hi, leaf, starts, ends, kids, count)
+            node = count[0]
+            kids[node, 0], kids[node, 1] = first, second
+            starts[node], ends[node] = a + lo + hi, b
+            count[0] += 1
+    if node < 0:
+        node = count[0]
+        starts[node], ends[node] = a, b
+        count[0] += 1
+    return node
+
+
+def nested_dissection(ys, xs, leaf=64):
+    """Order pixels so that sparse Cholesky fills in little: split the set by
+    a 2-pixel-wide line across x or y (the 5x5 stencil cannot reach across
+    it) where it is narrow for the parts it leaves (``_cut``), recurse, put
+    the line last. Returns the order and
+    the elimination tree: node k owns order[starts[k]:ends[k]], its children are
+    kids[kid_ptr[k]:kid_ptr[k+1]], and nodes come in postorder.
+    """
+    n = len(ys)
+    order = np.arange(n, dtype=np.int64)
+    starts, ends = np.zeros(2 * n + 1, np.int64), np.zeros(2 * n + 1, np.int64)
+    kids, count = np.full((2 * n + 1, 2), -1, np.int64), np.zeros(1, np.int64)
+    ys, xs = ys.astype(np.int64), xs.astype(np.int64)  # copies, permuted as it goes
+    _dissect(ys, xs, order, np.empty((3, n), np.int64), 0, n, leaf, starts, ends, kids, count)
+    nodes = count[0]
+    kids = kids[:nodes]
+    kid_ptr = np.concatenate([[0], np.cumsum((kids >= 0).sum(axis=1))]).astype(np.int64)
+    return order, starts[:nodes], ends[:nodes], kid_ptr, kids[kids >= 0]
+
+
+@nb.njit(cache=True, nogil=True)
+def _symbolic(indptr, indices, starts, ends, kid_ptr, kids):
+    """Border of each tree node: the later variables its front couples to
+    (its rows' columns past the node, and its children's borders)."""
+    n, nodes = indptr.shape[0] - 1, starts.shape[0]
+    marker = np.full(n, -1, np.int64)
+    found = np.empty(n, np.int64)
+    border_ptr = np.zeros(nodes + 1, np.int64)
+    border_idx = np.empty(4 * n + 1024, np.int64)
+    for k in range(nodes):
+        e, m = ends[k], 0
+        for r in range(starts[k], e):
+            for p in range(indptr[r], indptr[r + 1]):
+                j = indices[p]
+                if j >= e and marker[j] != k:
+                    marker[j] = k
+                    found[m] = j
+                    m += 1
+        for q in range(kid_ptr[k], kid_ptr[k + 1]):
+            for p in range(border_ptr[kids[q]], border_ptr[kids[q] + 1]):
+                j = border_idx[p]
+                if j >= e and marker[j] != k:
+                    marker[j] = k
+                    found[m] = j
+                    m += 1
+        start = border_ptr[k]
+        if start + m > border_idx.shape[0]:
+            border_idx = np.concatenate((border_idx, np.empty(border_idx.shape[0] + m, np.int64)))
+        border_idx[start:start + m] = np.sort(found[:m])
+        border_ptr[k + 1] = start + m
+    return border_ptr, border_idx
+
+
+@nb.njit(cache=True, nogil=True)
+def _factor(indptr, indices, data, b, starts, ends, kid_ptr, kids, parent, border_ptr, border_idx, offsets, factors,
+            first, last, skip, external, handover, handover_ptr, keep, potrf, trsm, syrk):
+    """Multifrontal Cholesky of nodes first..last (postorder): each node
+    assembles a dense front from A and its children's Schur complements,
+    eliminates its own variables with LAPACK/BLAS (its front rows go to
+    factors[offsets[k]:], unless that is -1) and passes its Schur complement up. The right-hand side rides
+    along as the front's last column, so this is also the forward solve.
+    Fronts take handover's number type (float64 or float32; the BLAS must match).
+    Skipped nodes were done elsewhere; a skipped node k with external[k] = i >= 0
+    hands over its Schur complement (with the right-hand side's column) in
+    handover[handover_ptr[i]:handover_ptr[i + 1]]. With keep = i >= 0, the last
+    node's is stored there.
+    Returns whether the matrix was positive definite."""
+    local = np.empty(b.shape[0], np.int64)  # written for each front's variables before it is read
+    chars = np.array([ord("L"), ord("R"), ord("T"), ord("N")], np.uint8)
+    scalars = np.array([1.0, -1.0], handover.dtype)
+    ints = np.zeros(4, np.int32)
+    pending, ranks_pending = List(), List()
+    front = np.zeros((1, 1), handover.dtype)
+    nv = 0
+    for k in range(first, last + 1):
+        if skip[k]:
+            i = external[k]
+            if i >= 0:
+                d = border_ptr[k + 1] - border_ptr[k] + 1
+                pending.append(handover[handover_ptr[i]:handover_ptr[i + 1]].reshape(d, d))
+                ranks_pending.append(0)
+            continue
+        s, e = starts[k], ends[k]
+        nv = e - s
+        border = border_idx[border_ptr[k]:border_ptr[k + 1]]
+        m = border.shape[0]
+        f = nv + m
+        for i in range(nv):
+            local[s + i] = i
+        for i in range(m):
+            local[border[i]] = nv + i
+        # C row-major upper triangle == Fortran lower triangle for LAPACK
+        front = np.zeros((f + 1, f + 1), handover.dtype)
+        for r in range(s, e):
+            front[r - s, f] = b[r]
+            for p in range(indptr[r], indptr[r + 1]):
+                j = indices[p]
+                if r <= j < e:
+                    front[r - s, j - s] = data[p]
+                elif j >= e:
+                    front[r - s, local[j]] = data[p]
+        for q in range(kid_ptr[k + 1] - 1, kid_ptr[k] - 1, -1):
+            update, offset = pending.pop(), ranks_pending.pop()
+            c = kids[q]
+            # the child's border, sorted, lands in increasing places of this front (its own variables,
+            # then its border, both sorted): the child's upper triangle stays upper
+            to = local[border_idx[border_ptr[c]:border_ptr[c + 1]]]
+            for i in range(to.shape[0]):
+                row, out = update[offset + i, offset:], front[to[i]]
+                out[f] += row[-1]
+                for j in range(i, to.shape[0]):
+                    out[to[j]] += row[j]
+        if nv > 0:
+            ints[0], ints[1], ints[2] = nv, f + 1, m + 1
+            potrf(chars[0:].ctypes, ints[0:].ctypes, front.ctypes, ints[1:].ctypes, ints[3:].ctypes)
+            if ints[3] != 0:
+                return False
+            right = front[:, nv:]
+            trsm(chars[1:].ctypes, chars[0:].ctypes, chars[2:].ctypes, chars[3:].ctypes, ints[2:].ctypes,
+                 ints[0:].ctypes, scalars[0:].ctypes, front.ctypes, ints[1:].ctypes, right.ctypes, ints[1:].ctypes)
+            schur = front[nv:, nv:]
+            syrk(chars[0:].ctypes, chars[3:].ctypes, ints[2:].ctypes, ints[0:].ctypes, scalars[1:].ctypes,
+                 right.ctypes, ints[1:].ctypes, scalars[0:].ctypes, schur.ctypes, ints[1:].ctypes)
+            if offsets[k] >= 0:
+                factors[offsets[k]:offsets[k] + nv * (f + 1)] = front[:nv].ravel()
+        if parent[k] < 0 or not skip[parent[k]]:  # else no one here assembles it: let it go
+            pending.append(front)
+            ranks_pending.append(nv)
+    if keep >= 0:
+        d = front.shape[0] - nv
+        handover[handover_ptr[keep]:handover_ptr[keep + 1]].reshape(d, d)[:, :] = front[nv:, nv:]
+    return True
+
+
+@nb.njit(cache=True, nogil=True)
+def _back_substitute(starts, ends, border_ptr, border_idx, offsets, factors, x, first, last):
+    """x for nodes last..first with kept rows (the forward solve already sits
+    in their last column); later variables must be solved already."""
+    for k in range(last, first - 1, -1):
+        if offsets[k] < 0:
+            continue
+        s, nv = starts[k], ends[k] - starts[k]
+        border = border_idx[border_ptr[k]:border_ptr[k + 1]]
+        width = nv + border.shape[0] + 1
+        for i in range(nv - 1, -1, -1):
+            row = factors[offsets[k] + i * width:offsets[k] + (i + 1) * width]
+            acc = np.float64(row[-1])
+            for j in range(border.shape[0]):
+                acc -= row[nv + j] * x[border[j]]
+            for j in range(i + 1, nv):
+                acc -= row[j] * x[s + j]
+            x[s + i] = acc / row[i]
+    return x
