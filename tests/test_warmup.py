@@ -56,8 +56,13 @@ def signatures():
 segkit.warm_up(background=True).join()
 before = signatures()
 photo = Image.fromarray(data.chelsea())
+# the matting band's crop in the middle of the image (the cat on a wider canvas) and reaching every
+# edge (noise, where the model is unsure everywhere): kernels must not be typed by a crop's layout
+centred = Image.new("RGB", (photo.width * 3, photo.height * 2), (200, 190, 180))
+centred.paste(photo, (photo.width, photo.height // 2))
+noise = Image.fromarray(np.random.default_rng(0).integers(0, 256, (300, 400, 3), np.uint8))
 for matting in (False, True):
-    for image in (photo, np.asarray(photo), photo.convert("L"), photo.convert("RGBA")):
+    for image in (photo, np.asarray(photo), photo.convert("L"), photo.convert("RGBA"), centred, noise):
         segkit.segment(image, model="u2netp", alpha_matting=matting, post_process_mask=matting)
 after = signatures()
 print(json.dumps({name: [before.get(name, 0), count] for name, count in after.items() if before.get(name) != count}))

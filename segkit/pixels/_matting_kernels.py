@@ -36,7 +36,6 @@ def band_system(full_image, is_fg, idx, ys, xs, oy, ox, eps, threads=None):
     """
     height, width = full_image.shape[:2]
     h, w = idx.shape
-    image = full_image[oy:oy + h, ox:ox + w]
     used = _used_windows(ys, xs, oy, ox, height, width, h, w)
     values = np.zeros((len(ys), 25))
     # a window touches the rows beside its centre: stripes that leave two rows out at their ends
@@ -47,7 +46,7 @@ def band_system(full_image, is_fg, idx, ys, xs, oy, ox, eps, threads=None):
     seams = [(max(a, b - 2), b) for a, b in zip(edges[:-1], edges[1:])]
     with ThreadPoolExecutor(threads or min(os.cpu_count() or 1, 4)) as pool:
         for stripes in (inner, seams):
-            list(pool.map(lambda rows: _add_windows(image, used, idx, values, eps, *rows), stripes))
+            list(pool.map(lambda rows: _add_windows(full_image, oy, ox, used, idx, values, eps, *rows), stripes))
         return _upper_rows(values, is_fg, idx, ys, xs, pool, STRIPES)
 
 
@@ -63,10 +62,13 @@ def _used_windows(ys, xs, oy, ox, height, width, h, w):
 
 
 @nb.njit(cache=True, nogil=True)
-def _add_windows(image, used, idx, values, eps, row_from, row_to):
-    """Add the used windows centred on rows row_from..row_to - 1 to values (25 slots per
-    unknown pixel: its 5x5 neighbourhood). Entries that land below the diagonal between
-    two unknown pixels are left out: the solver reads the upper triangle only."""
+def _add_windows(full_image, oy, ox, used, idx, values, eps, row_from, row_to):
+    """Add the used windows centred on rows row_from..row_to - 1 of the crop at (oy, ox) to
+    values (25 slots per unknown pixel: its 5x5 neighbourhood). Entries that land below the
+    diagonal between two unknown pixels are left out: the solver reads the upper triangle only.
+    The crop is taken here: a view made in Python would be typed by its layout, and compiled
+    again for each."""
+    image = full_image[oy:oy + idx.shape[0], ox:ox + idx.shape[1]]
     c = np.empty((9, 3))
     rows = np.empty(9, np.int64)
     for cy in range(row_from, row_to):
