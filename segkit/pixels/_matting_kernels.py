@@ -19,7 +19,7 @@ import numba as nb
 import numpy as np
 
 
-# Pixel work split into this many horizontal stripes, run on however many threads there are.
+# The band's rows are added up in this many horizontal stripes, run on however many threads there are.
 STRIPES = 8
 
 
@@ -236,45 +236,15 @@ def neighbourhood(ys, xs, radius, height, width):
     return ay, ax, ry, rx
 
 
+@nb.njit(cache=True, nogil=True)
 def fb_level(image, alpha, rows, cols, coarse_fg, coarse_bg, ay, ax, ry, rx,
-             iterations, regularization, gradient_weight, threads=1):
+             iterations, regularization, gradient_weight):
     """One finer level of pymatting's estimate_foreground_ml on the active
-    pixels (ay, ax, in row order): the level's pixel (y, x) samples the full uint8 image and
+    pixels (ay, ax): the level's pixel (y, x) samples the full uint8 image and
     float32 alpha at (rows[y], cols[x]); fg/bg start, at the ring pixels
     (ry, rx), as the previous level's nearest-neighbour resize, as in
-    pymatting; then Gauss-Seidel sweeps, neighbours clamped to the level.
-    With `threads`, each sweep runs in horizontal stripes side by side, then
-    the two rows at each seam (a pixel reads the rows above and below it)."""
-    fg, bg = _fb_start(rows.shape[0], cols.shape[0], coarse_fg, coarse_bg, ry, rx)
-    regularization, gradient_weight = np.float32(regularization), np.float32(gradient_weight)
-    phases = _stripes(ay)
-
-    def sweep(span):
-        _fb_sweep(image, alpha, rows, cols, fg, bg, ay, ax, span[0], span[1], regularization, gradient_weight)
-
-    with ThreadPoolExecutor(threads) as pool:
-        for _ in range(iterations):
-            for spans in phases:
-                list(pool.map(sweep, spans)) if len(spans) > 1 else sweep(spans[0])
-    return fg, bg
-
-
-def _stripes(ay, smallest=10000):
-    """Spans of the active pixels (sorted by row) to sweep: stripes side by side, then the seams;
-    as many whatever the threads, so that the colours do not depend on the machine."""
-    stripes = min(STRIPES, len(ay) // smallest)
-    if stripes < 2:
-        return [[(0, len(ay))]]
-    seams = np.unique(ay[len(ay) * np.arange(1, stripes) // stripes])
-    if len(seams) < stripes - 1 or np.any(np.diff(seams) < 3):
-        return [[(0, len(ay))]]
-    at = np.searchsorted(ay, np.concatenate([seams - 1, seams + 1]))
-    starts, ends = np.concatenate([[0], at[len(seams):]]), np.concatenate([at[:len(seams)], [len(ay)]])
-    return [list(zip(starts, ends)), list(zip(at[:len(seams)], at[len(seams):]))]
-
-
-@nb.njit(cache=True, nogil=True)
-def _fb_start(height, width, coarse_fg, coarse_bg, ry, rx):
+    pymatting; then Gauss-Seidel sweeps, neighbours clamped to the level."""
+    height, width = rows.shape[0], cols.shape[0]
     fg = np.empty((height, width, 3), np.float32)
     bg = np.empty((height, width, 3), np.float32)
     for p in range(ry.shape[0]):
@@ -282,37 +252,34 @@ def _fb_start(height, width, coarse_fg, coarse_bg, ry, rx):
         cy, cx = y * coarse_fg.shape[0] // height, x * coarse_fg.shape[1] // width
         fg[y, x] = coarse_fg[cy, cx]
         bg[y, x] = coarse_bg[cy, cx]
-    return fg, bg
-
-
-@nb.njit(cache=True, nogil=True)
-def _fb_sweep(image, alpha, rows, cols, fg, bg, ay, ax, first, last, regularization, gradient_weight):
-    height, width = rows.shape[0], cols.shape[0]
     b = np.empty((2, 3), np.float32)
+    regularization, gradient_weight = np.float32(regularization), np.float32(gradient_weight)
     # pymatting's number types, step for step: a1, a01, a11 and the solve in float64
-    for p in range(first, last):
-        y, x = ay[p], ax[p]
-        a0 = alpha[rows[y], cols[x]]
-        a1 = 1.0 - a0
-        a00, a01, a11 = a0 * a0, a0 * a1, a1 * a1
-        for c in range(3):
-            value = np.float32(image[rows[y], cols[x], c] / 255.0)
-            b[0, c] = a0 * value
-            b[1, c] = a1 * value
-        for d in range(4):
-            y2 = min(max(y + (d == 3) - (d == 2), 0), height - 1)
-            x2 = min(max(x + (d == 1) - (d == 0), 0), width - 1)
-            da = regularization + gradient_weight * abs(a0 - alpha[rows[y2], cols[x2]])
-            a00 += da
-            a11 += da
+    for _ in range(iterations):
+        for p in range(ay.shape[0]):
+            y, x = ay[p], ax[p]
+            a0 = alpha[rows[y], cols[x]]
+            a1 = 1.0 - a0
+            a00, a01, a11 = a0 * a0, a0 * a1, a1 * a1
             for c in range(3):
-                b[0, c] += da * fg[y2, x2, c]
-                b[1, c] += da * bg[y2, x2, c]
-        inv_det = 1.0 / (a00 * a11 - a01 * a01)
-        b00, b01, b11 = inv_det * a11, inv_det * -a01, inv_det * a00
-        for c in range(3):
-            fg[y, x, c] = max(0.0, min(1.0, b00 * b[0, c] + b01 * b[1, c]))
-            bg[y, x, c] = max(0.0, min(1.0, b01 * b[0, c] + b11 * b[1, c]))
+                value = np.float32(image[rows[y], cols[x], c] / 255.0)
+                b[0, c] = a0 * value
+                b[1, c] = a1 * value
+            for d in range(4):
+                y2 = min(max(y + (d == 3) - (d == 2), 0), height - 1)
+                x2 = min(max(x + (d == 1) - (d == 0), 0), width - 1)
+                da = regularization + gradient_weight * abs(a0 - alpha[rows[y2], cols[x2]])
+                a00 += da
+                a11 += da
+                for c in range(3):
+                    b[0, c] += da * fg[y2, x2, c]
+                    b[1, c] += da * bg[y2, x2, c]
+            inv_det = 1.0 / (a00 * a11 - a01 * a01)
+            b00, b01, b11 = inv_det * a11, inv_det * -a01, inv_det * a00
+            for c in range(3):
+                fg[y, x, c] = max(0.0, min(1.0, b00 * b[0, c] + b01 * b[1, c]))
+                bg[y, x, c] = max(0.0, min(1.0, b01 * b[0, c] + b11 * b[1, c]))
+    return fg, bg
 
 
 @nb.njit(cache=True, nogil=True)

@@ -16,7 +16,6 @@ same, so neither raises for valid input. Note that this makes the result for
 an empty band alpha = mask (as rembg), not alpha = trimap.
 """
 
-import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -171,8 +170,7 @@ def _estimate_foreground(image, alpha, ys, xs, out, radius=3, coarse_side=256):
                 return
             fg, bg = _foreground_ml(image, alpha, rows, cols)
             continue
-        fg, bg = kernels.fb_level(image, alpha, rows, cols, fg, bg, ay, ax, ry, rx, 2, 1e-5, 1.0,
-                                  threads=min(os.cpu_count() or 1, 4))
+        fg, bg = kernels.fb_level(image, alpha, rows, cols, fg, bg, ay, ax, ry, rx, 2, 1e-5, 1.0)
     out[ay, ax, :3] = np.clip(fg[ay, ax] * 255, 0, 255).astype(np.uint8)
 
 
