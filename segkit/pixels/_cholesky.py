@@ -134,11 +134,7 @@ def solve(indptr, indices, data, b, starts, ends, kid_ptr, kids, threads=None, b
             handover = np.empty(0, precision)  # the fronts are assembled: free them before the back substitution
         if not ok:
             return None
-        # the ancestors first, then the kept rows of each subtree side by side, then what is redone
-        _back_substitute(starts, ends, border_ptr, border_idx, np.where(in_task, -1, offsets), factors, x, 0,
-                         nodes - 1)
-        list(pool.map(lambda k: _back_substitute(starts, ends, border_ptr, border_idx, offsets, factors, x,
-                                                 first[k], k), tasks))
+        _back_substitute(starts, ends, border_ptr, border_idx, offsets, factors, x, 0, nodes - 1)
         factors = None  # read no more: free the kept rows before the rest is factorised again
         if recompute and not all(pool.map(redo, redone)):
             return None
@@ -212,27 +208,24 @@ def _cut(y, x, smallest):
 
 @nb.njit(cache=True, nogil=True)
 def _dissect(ys, xs, order, scratch, a, b, leaf, starts, ends, kids, count):
-    """Node for order[a:b], after its children; ys and xs are permuted along with order,
-    so that each part's coordinates are one slice."""
     node = -1
     if b - a > leaf:
-        y, x = ys[a:b], xs[a:b]
+        y, x = ys[order[a:b]], xs[order[a:b]]
         c, cut = _cut(y, x, 0.2)
-        lo = hi = 0
-        for p in range(b - a):
-            lo += c[p] < cut
-            hi += c[p] >= cut + 2
+        lo, hi = np.sum(c < cut), np.sum(c >= cut + 2)
         if lo > 0 and hi > 0:
             i, j, k = 0, lo, lo + hi
             for p in range(b - a):
                 if c[p] < cut:
-                    t, i = i, i + 1
+                    scratch[i] = order[a + p]
+                    i += 1
                 elif c[p] >= cut + 2:
-                    t, j = j, j + 1
+                    scratch[j] = order[a + p]
+                    j += 1
                 else:
-                    t, k = k, k + 1
-                scratch[0, t], scratch[1, t], scratch[2, t] = order[a + p], y[p], x[p]
-            order[a:b], ys[a:b], xs[a:b] = scratch[0, :b - a], scratch[1, :b - a], scratch[2, :b - a]
+                    scratch[k] = order[a + p]
+                    k += 1
+            order[a:b] = scratch[:b - a]
             first = _dissect(ys, xs, order, scratch, a, a + lo, leaf, starts, ends, kids, count)
             second = _dissect(ys, xs, order, scratch, a + lo, a + lo + hi, leaf, starts, ends, kids, count)
             node = count[0]
@@ -258,8 +251,8 @@ def nested_dissection(ys, xs, leaf=64):
     order = np.arange(n, dtype=np.int64)
     starts, ends = np.zeros(2 * n + 1, np.int64), np.zeros(2 * n + 1, np.int64)
     kids, count = np.full((2 * n + 1, 2), -1, np.int64), np.zeros(1, np.int64)
-    ys, xs = ys.astype(np.int64), xs.astype(np.int64)  # copies, permuted as it goes
-    _dissect(ys, xs, order, np.empty((3, n), np.int64), 0, n, leaf, starts, ends, kids, count)
+    ys, xs = ys.astype(np.int64), xs.astype(np.int64)
+    _dissect(ys, xs, order, np.empty(n, np.int64), 0, n, leaf, starts, ends, kids, count)
     nodes = count[0]
     kids = kids[:nodes]
     kid_ptr = np.concatenate([[0], np.cumsum((kids >= 0).sum(axis=1))]).astype(np.int64)
