@@ -155,14 +155,11 @@ def _widest_fronts(kept, width, size, parent, first, words, parts):
     kept[order[np.cumsum(size[order]) <= words]] = True
     roots = np.flatnonzero(~kept & ((parent < 0) | kept[np.maximum(parent, 0)]))
     # neighbouring subtrees (in postorder) go together, in spans of similar total size
-    done = np.cumsum(np.where(kept, 0, size))
-    cuts = np.searchsorted(done[roots], np.linspace(0, done[-1], parts + 1)[1:-1], side="right")
+    below = np.concatenate([[0], np.cumsum(np.where(kept, 0, size))])  # what is redone before each node
+    cuts = np.searchsorted(below[roots + 1], np.linspace(0, below[-1], parts + 1)[1:-1], side="right")
     spans = [(first[group[0]], group[-1]) for group in np.split(roots, cuts) if len(group)]
-
-    def span_size(span):
-        return done[span[1]] - (done[span[0] - 1] if span[0] else 0)
-
-    return kept, sorted(spans, key=span_size, reverse=True)  # the largest first, for balance
+    # the largest first, for balance
+    return kept, sorted(spans, key=lambda span: below[span[1] + 1] - below[span[0]], reverse=True)
 
 
 def _subtrees(kid_ptr, kids, first, weight, parts):
