@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
@@ -98,6 +99,7 @@ class _Clock:
 
     def __init__(self, total: int, progress: ProgressFn):
         self.total, self.progress, self.start, self.done = total, progress, time.perf_counter(), 0
+        self._counting = threading.Lock()  # on a GPU, images finish on several threads
 
     def report(self, index: int, stage: str) -> None:
         if not self.progress:
@@ -112,7 +114,8 @@ class _Clock:
         self.progress((index + step) / self.total, text)
 
     def finished(self) -> None:
-        self.done += 1
+        with self._counting:
+            self.done += 1
 
 
 def preload(model: str = "u2netp", progress: ProgressFn = None) -> None:
