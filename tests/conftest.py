@@ -25,10 +25,14 @@ def photos():
 
 @pytest.fixture(scope="session")
 def rembg_session(u2netp_path):
-    """rembg's own u2netp session, reading the same cached file (U2NET_HOME layout)."""
+    """rembg's own u2netp session, reading the same cached file (U2NET_HOME layout), on segkit's
+    device and provider settings: parity compares the pipelines, not two devices' arithmetic
+    (tests/test_sessions.py bounds the GPU's difference from the CPU)."""
     import rembg
 
-    return rembg.new_session("u2netp", providers=["CPUExecutionProvider"])
+    from segkit.models.sessions import provider_settings
+
+    return rembg.new_session("u2netp", providers=provider_settings())
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import pytest
 from PIL import Image
 
 import segkit
+from segkit.models.sessions import provider_settings
 from helpers import alpha, u2net_cached
 
 PHOTOS = ["astronaut", "chelsea", "coffee"]
@@ -34,7 +35,7 @@ def test_u2netp_matches_rembg(photos, rembg_session, name, post_process):
 def test_u2net_matches_rembg(photos, post_process):
     import rembg
 
-    session = rembg.new_session("u2net", providers=["CPUExecutionProvider"])
+    session = rembg.new_session("u2net", providers=provider_settings())  # segkit's device and settings
     for name in PHOTOS:
         image = Image.fromarray(photos[name])
         ours = segkit.segment(image, model="u2net", post_process_mask=post_process)

@@ -125,6 +125,12 @@ def _with_options(provider: str):
     return provider
 
 
+def provider_settings() -> list:
+    """The providers sessions are built with, each with segkit's options (for another library's
+    session on the same device and settings, as the parity tests build rembg's)."""
+    return [_with_options(p) for p in providers()]
+
+
 def build_session(path: Path, spec: ModelSpec, threads: int | None = None,
                   contents: bytes | None = None) -> ort.InferenceSession:
     """Create one session, falling back to CPU when CUDA was chosen but does not start;
@@ -133,8 +139,7 @@ def build_session(path: Path, spec: ModelSpec, threads: int | None = None,
     A person's own file that does not load, or takes the wrong input, is their input error."""
     chosen = list(providers())
     try:
-        session = ort.InferenceSession(contents or str(path), _session_options(threads),
-                                       providers=[_with_options(p) for p in chosen])
+        session = ort.InferenceSession(contents or str(path), _session_options(threads), providers=provider_settings())
     except Exception as exc:  # noqa: BLE001 - onnxruntime raises several unrelated types
         reason = str(exc).replace(str(path.parent), "<model cache>")  # no server paths in messages
         if spec.user_file:
@@ -160,10 +165,9 @@ def open_model(spec: ModelSpec, path: Path):
 
         decoder = part_path(spec, 0)
         return SamModel(build_session(path, spec), build_session(decoder, spec)), _mb(path) + _mb(decoder)
-    session = build_session(path, spec)
     if (per_run := network_batch(on_gpu=providers()[0] != "CPUExecutionProvider")) > 1:
-        session = batching(session, path, lambda contents: build_session(path, spec, contents=contents), per_run)
-    return session, _mb(path)
+        return batching(path, lambda contents=None: build_session(path, spec, contents=contents), per_run), _mb(path)
+    return build_session(path, spec), _mb(path)
 
 
 def _mb(path: Path) -> float:
