@@ -80,7 +80,7 @@ def _run_one(item: Any, index: int, settings: Options, session, clock: "_Clock",
         label = describe(item, index)
         result = Result(label, error=SegkitError(f"{label}: processing failed ({type(exc).__name__})", subject=label))
     result.seconds = time.perf_counter() - start
-    clock.finished()
+    clock.finished(index)
     return result
 
 
@@ -93,13 +93,16 @@ def time_left(done: int, total: int, elapsed: float) -> str:
 
 
 class _Clock:
-    """Progress for people: which image, which stage, and the time left."""
+    """Progress for people: which image, which stage, and the time left. The fraction counts
+    each image's furthest stage, so it only moves forward when images run side by side (GPU)."""
 
     STAGES = ("decoding", "network", "matting", "cutout")
 
     def __init__(self, total: int, progress: ProgressFn):
         self.total, self.progress, self.start, self.done = total, progress, time.perf_counter(), 0
-        self._counting = threading.Lock()  # on a GPU, images finish on several threads
+        self._reached = [0.0] * total  # per image: its furthest stage, as a fraction of one image
+        self._sum = 0.0
+        self._counting = threading.Lock()  # on a GPU, images report from several threads
 
     def report(self, index: int, stage: str) -> None:
         if not self.progress:
@@ -111,11 +114,20 @@ class _Clock:
         text = f"image {index + 1} of {self.total}: {stage}"
         if self.total > 1 and (left := time_left(self.done, self.total, time.perf_counter() - self.start)):
             text += f" · {left}"
-        self.progress((index + step) / self.total, text)
+        with self._counting:
+            self._advance(index, step)
+            fraction = self._sum / self.total
+        self.progress(fraction, text)
 
-    def finished(self) -> None:
+    def finished(self, index: int) -> None:
         with self._counting:
             self.done += 1
+            self._advance(index, 1.0)
+
+    def _advance(self, index: int, step: float) -> None:
+        if step > self._reached[index]:
+            self._sum += step - self._reached[index]
+            self._reached[index] = step
 
 
 def preload(model: str = "u2netp", progress: ProgressFn = None) -> None:

@@ -10,6 +10,7 @@ from PIL import Image
 import segkit
 from segkit.models import predict
 from segkit.models.lookup import get_model
+from segkit.models.sessions import POOL
 from helpers import alpha, png_bytes
 
 
@@ -91,7 +92,10 @@ def test_cloth_classes_become_three_labelled_masks():
     assert masks[2][3:5, 3:5].min() == 255 and masks[2].sum() == 4 * 255
 
 
-def test_progress_reports_every_image(photos):
+def test_progress_reports_every_image(photos, monkeypatch):
+    """One image after another (a GPU's side-by-side runs: tests/test_batching.py)."""
+    monkeypatch.setenv("SEGKIT_NETWORK_BATCH", "1")
+    POOL.clear()
     seen = []
     segkit.segment([photos["coffee"]] * 3, progress=lambda f, msg: seen.append((round(f, 2), msg)))
     assert seen[0] == (0.0, "image 1 of 3: decoding") and seen[-1] == (1.0, "done")

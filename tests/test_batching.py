@@ -63,10 +63,28 @@ def test_a_graph_that_mixes_the_batch_is_refused(tmp_path):
                    [helper.make_tensor("axes", TensorProto.INT64, [4], [0, 1, 2, 3])])
     path = tmp_path / "mixes.onnx"
     onnx.save(model, str(path))
-    plain = ort.InferenceSession(str(path), providers=CPU)
     assert with_batch_axis(path) is not None  # the rewrite itself goes through...
-    kept = batching(plain, path, lambda contents: ort.InferenceSession(contents, providers=CPU), 4)
-    assert kept is plain  # ...but the check catches the mixing
+    kept = batching(path, lambda contents=None: ort.InferenceSession(contents or str(path), providers=CPU), 4)
+    assert not isinstance(kept, BatchingSession) and kept.get_inputs()[0].shape == [1, 3, 8, 8]  # ...but the check catches the mixing
+
+
+def test_where_the_rewrite_holds_only_its_session_is_built(u2netp_path):
+    """On a GPU each session costs start-up time: the file's own session is not built beside the rewritten one."""
+    built = []
+
+    def build(contents=None):
+        built.append("rewritten" if contents else "file")
+        return ort.InferenceSession(contents or str(u2netp_path), providers=CPU)
+
+    session = batching(u2netp_path, build, 4)
+    assert isinstance(session, BatchingSession) and built == ["rewritten"]
+
+
+def test_gathered_progress_only_moves_forward(batched, photos):
+    seen = []
+    images = [photos["coffee"], photos["chelsea"]] * 3
+    segkit.process(images, model="u2netp", progress=lambda fraction, text: seen.append(fraction))
+    assert seen == sorted(seen) and seen[-1] == 1.0 and len(seen) >= 3 * len(images)
 
 
 def test_a_model_with_two_inputs_is_left_alone(tmp_path):

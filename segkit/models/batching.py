@@ -56,24 +56,27 @@ def with_batch_axis(path: Path) -> bytes | None:
     return model.SerializeToString()
 
 
-def batching(session, path: Path, build, max_batch: int):
-    """``session``'s model gathering up to ``max_batch`` images per run where its graph allows
-    (``build(contents)`` makes a session of the rewritten model); else ``session`` itself."""
+def batching(path: Path, build, max_batch: int):
+    """A session of the model at ``path`` that gathers up to ``max_batch`` images per run where
+    its graph allows, else the plain one. ``build(contents)`` makes a session of the rewritten
+    model, ``build()`` of the file itself; only one of them is built where the rewrite holds
+    (on a GPU each session costs start-up time)."""
     try:
         contents = with_batch_axis(path)
-        if contents is not None and batches_faithfully(free := build(contents), session):
+        if contents is not None and batches_faithfully(free := build(contents)):
             return BatchingSession(free, max_batch)
         reason = "its graph does not take a free batch size"
     except Exception as exc:  # noqa: BLE001 - e.g. a file past protobuf's 2 GB, or a batch the graph refuses
         reason = str(exc)[:200]
     log.info("%s: one image per network run (%s)", path.name, reason)
-    return session
+    return build()
 
 
-def batches_faithfully(session, single, tolerance: float = 1e-4) -> bool:
-    """Whether a run of two different inputs on ``session`` gives each what ``single`` (the
-    original file's session) gives it alone: a graph may fold the batch into other axes, or
-    refuse a batch outright (then this raises)."""
+def batches_faithfully(session, single=None, tolerance: float = 1e-4) -> bool:
+    """Whether a run of two different inputs on ``session`` gives each what a run of its own
+    gives (on ``single``, where given, else on ``session`` itself): a graph may fold the batch
+    into other axes, or refuse a batch outright (then this raises)."""
+    single = single or session
     feed = session.get_inputs()[0]
     shape = [d if isinstance(d, int) and d > 0 else 64 for d in feed.shape[1:]]  # free sizes: a small image
     pair = np.random.default_rng(0).normal(size=(2, *shape)).astype(np.float32)

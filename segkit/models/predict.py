@@ -70,5 +70,6 @@ def predict(session, spec: ModelSpec, image: Image.Image, prompt=None) -> list[n
     feed = session.get_inputs()[0]
     if feed.type == "tensor(float16)":  # a float16 file that does not keep float32 inputs (a custom one)
         tensor = tensor.astype(np.float16)
-    output = session.run(None, {feed.name: tensor})[0]
+    # the first output alone: u2net's six side outputs are not copied back (bench/RESULTS.md, GPU)
+    output = session.run([session.get_outputs()[0].name], {feed.name: tensor})[0]
     return masks_from_output(output, spec, image.size)
