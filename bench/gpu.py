@@ -1,0 +1,168 @@
+"""segkit on a GPU, against issue 16's targets, side by side in one process.
+
+    python -m bench.gpu [--models u2netp u2net] [--repeat 15] [--options]
+
+Prints which device the sessions run on, then per model:
+- each photo's alpha from the GPU session against a CPU session of the same
+  file, through the same ``segment_one`` (default options, and with TF32 on);
+- a 4.6 MP ``segment()`` against the network alone, with the host stages timed
+  one by one (model input, masks back up, cutout);
+- with ``--options``, the network alone under each CUDA setting (TF32, cuDNN's search).
+Batches: ``python -m bench.batch_bench``.
+Contenders alternate; medians are reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import time
+
+import numpy as np
+import onnxruntime as ort
+
+import segkit
+from segkit.models.batching import with_batch_axis
+from segkit.models.lookup import get_model
+from segkit.models.predict import masks_from_output, model_input
+from segkit.models.sessions import _session_options, build_session, session_for
+from segkit.options import Options
+from segkit.pipeline import segment_one
+from segkit.pixels.resize import cutout
+
+from .run import photo
+
+
+def gpu_name() -> str:
+    try:
+        return subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version", "--format=csv,noheader"],
+                              capture_output=True, text=True, timeout=30).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "no nvidia-smi"
+
+
+def photos() -> dict:
+    from skimage import data
+
+    return {"astronaut": data.astronaut(), "chelsea": data.chelsea(), "coffee": data.coffee(),
+            "rocket": data.rocket(), "astronaut 4.6 MP": np.asarray(photo(4.6))}
+
+
+def compare(model: str) -> None:
+    """The GPU's alpha against the CPU's, per photo, through the same pipeline."""
+    spec, path = get_model(model), segkit.download(model)
+    options = Options(model=model)
+    gpu = session_for(spec)
+    cpu = ort.InferenceSession(str(path), _session_options(), providers=["CPUExecutionProvider"])
+    tf32 = ort.InferenceSession(str(path), _session_options(),
+                                providers=[("CUDAExecutionProvider", {"use_tf32": "1"}), "CPUExecutionProvider"])
+    print(f"\n{model}: alpha on the GPU against the CPU (levels of 255)")
+    print("| photo | default: max | default: pixels > 1 level | TF32: max | TF32: pixels > 1 level |")
+    print("|---|---|---|---|---|")
+    for name, image in photos().items():
+        alphas = [np.asarray(segment_one(image, options, s).mask, np.int16) for s in (cpu, gpu, tf32)]
+        row = [name]
+        for other in alphas[1:]:
+            diff = np.abs(other - alphas[0])
+            row += [f"{int(diff.max())}", f"{float((diff > 1).mean()):.4%}"]
+        print("| " + " | ".join(row) + " |", flush=True)
+
+
+def single(model: str, repeat: int) -> None:
+    """A 4.6 MP segment() against the network alone, and the host stages one by one."""
+    spec, path = get_model(model), segkit.download(model)
+    image = photo(4.6)
+    session = build_session(path, spec)  # segkit's session options, without the batching wrapper
+    bare = ort.InferenceSession(str(path), providers=list(session.get_providers()))  # onnxruntime's defaults
+    name = session.get_inputs()[0].name
+    tensor = model_input(image, spec.preprocess)
+    output = session.run(None, {name: tensor})[0]
+    mask = masks_from_output(output, spec, image.size)[0]
+    contenders = {
+        "network (segkit's session)": lambda: session.run(None, {name: tensor}),
+        "network (onnxruntime defaults)": lambda: bare.run(None, {name: tensor}),
+        "model input": lambda: model_input(image, spec.preprocess),
+        "masks back up": lambda: masks_from_output(output, spec, image.size),
+        "cutout": lambda: cutout(image, mask),
+        "segment()": lambda: segkit.segment(image, model=model),
+    }
+    times = {key: [] for key in contenders}
+    for fn in contenders.values():
+        fn()
+    for _ in range(repeat):
+        for key, fn in contenders.items():
+            start = time.perf_counter()
+            fn()
+            times[key].append(time.perf_counter() - start)
+    median = {key: statistics.median(values) * 1000 for key, values in times.items()}
+    network = median["network (segkit's session)"]
+    print(f"\n{model}, {image.width}x{image.height} ({image.width * image.height / 1e6:.1f} MP), "
+          f"medians of {repeat}, {session.get_providers()[0]}")
+    print("| step | ms | / network |")
+    print("|---|---|---|")
+    for key, ms in median.items():
+        print(f"| {key} | {ms:.1f} | {ms / network:.2f}x |", flush=True)
+
+
+def network_options(model: str) -> None:
+    """The network alone under each CUDA setting segkit could choose, one image and 16 at a time, all
+    outputs fetched or only the first: "first" is a shape's first run (cuDNN's algorithm choice, memory)."""
+    path = segkit.download(model)
+    one = np.random.default_rng(0).normal(size=(1, 3, 320, 320)).astype(np.float32)
+    sixteen = np.random.default_rng(1).normal(size=(16, 3, 320, 320)).astype(np.float32)
+    cpu = ort.InferenceSession(str(path), _session_options(), providers=["CPUExecutionProvider"])
+    want = cpu.run(None, {cpu.get_inputs()[0].name: one})[0]
+    free = with_batch_axis(path)
+    print(f"\n{model}: the network alone, ms (median; 'first' is a shape's first run)")
+    print("| TF32 | cuDNN search | first, 1 image | 1 image | 1 image, first output | first, 16 | 16 | 16, first output "
+          "| max difference from the CPU (levels) |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for tf32 in ("0", "1"):
+        for search in ("HEURISTIC", "EXHAUSTIVE", "DEFAULT"):
+            settings = {"use_tf32": tf32, "cudnn_conv_algo_search": search}
+            session = ort.InferenceSession(free, _session_options(),
+                                           providers=[("CUDAExecutionProvider", settings), "CPUExecutionProvider"])
+            name, first_output = session.get_inputs()[0].name, [session.get_outputs()[0].name]
+            row = []
+            for tensor, repeat in ((one, 10), (sixteen, 5)):
+                start = time.perf_counter()
+                got = session.run(None, {name: tensor})[0]
+                row.append((time.perf_counter() - start) * 1000)
+                row += [median_ms(lambda: session.run(None, {name: tensor}), repeat),
+                        median_ms(lambda: session.run(first_output, {name: tensor}), repeat)]
+                if tensor is one:
+                    levels = float(np.abs(got - want).max()) * 255 / max(float(want.max() - want.min()), 1e-6)
+            print(f"| {tf32} | {search} | " + " | ".join(f"{ms:.1f}" for ms in row) + f" | {levels:.3f} |", flush=True)
+
+
+def median_ms(fn, repeat: int) -> float:
+    fn()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1000
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=["u2netp"])
+    parser.add_argument("--repeat", type=int, default=15)
+    parser.add_argument("--options", action="store_true", help="also time the network under each CUDA setting")
+    args = parser.parse_args(argv)
+    print(f"# segkit {segkit.__version__}, device {segkit.device()}, GPU {gpu_name()}, onnxruntime "
+          f"{ort.__version__}, {os.cpu_count()} cores, python {platform.python_version()}")
+    for model in args.models:
+        print(f"{model}: session providers {session_for(get_model(model)).get_providers()}")
+        compare(model)
+        single(model, args.repeat)
+        if args.options:
+            network_options(model)
+
+
+if __name__ == "__main__":
+    main()
