@@ -214,3 +214,45 @@ def test_many_threads_each_get_their_own_output_and_nobody_hangs(tmp_path):
     assert sorted(outputs) == list(range(len(inputs))) and len(inputs) / 5 <= session.runs < len(inputs)
     for i, tensor in enumerate(inputs):
         np.testing.assert_allclose(outputs[i], single.run(None, {"input.1": tensor})[0], atol=1e-6)
+
+
+class _Interrupted(BaseException):
+    """Stands for a KeyboardInterrupt or SystemExit inside a run (not an onnxruntime error)."""
+
+
+class _StopsOnSmallImages:
+    """A session with a free input size that is interrupted while running 8x8 inputs."""
+
+    def get_inputs(self):
+        return [type("Input", (), {"name": "image", "shape": ["batch", 1, "h", "w"]})()]
+
+    def run(self, names, feed):
+        tensor = feed["image"]
+        if tensor.shape[-1] == 8:
+            raise _Interrupted()
+        return [tensor * 2]
+
+
+def test_an_interrupted_run_leaves_no_caller_waiting():
+    """Two shapes gathered together run as two groups; an interrupt in the first must fail the second
+    group's callers and the late ones too, not leave them blocked, and the next call must run."""
+    session = BatchingSession(_StopsOnSmallImages(), max_batch=8)
+    inputs = [np.ones((1, 1, 8, 8), np.float32), np.ones((1, 1, 16, 16), np.float32)] * 3
+    outcomes: dict[int, str] = {}
+
+    def call(i):
+        try:
+            session.run(None, {"image": inputs[i]})
+            outcomes[i] = "result"
+        except _Interrupted:
+            outcomes[i] = "interrupted"
+
+    with session.expecting(len(inputs)):
+        threads = [threading.Thread(target=call, args=(i,), daemon=True) for i in range(len(inputs))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=10)
+    assert not any(thread.is_alive() for thread in threads) and len(outcomes) == len(inputs)
+    assert all(outcomes[i] == "interrupted" for i in range(0, len(inputs), 2))  # every 8x8 caller
+    np.testing.assert_array_equal(session.run(None, {"image": inputs[1]})[0], inputs[1] * 2)  # not stuck

@@ -152,8 +152,16 @@ class BatchingSession:
         for request in taken:  # inputs of one image each and the same shape run together
             key = request.tensor.shape if request.tensor.shape[0] == 1 else id(request)
             by_shape.setdefault(key, []).append(request)
-        for group in by_shape.values():
-            self._run_group(output_names, name, group)
+        try:
+            for group in by_shape.values():
+                self._run_group(output_names, name, group)
+        except BaseException as exc:  # an interrupt in one group's run: nobody is left waiting for ever
+            with self._changed:
+                left, self._waiting, self._gathering = self._waiting, [], False
+            for request in taken + left:
+                if not request.result.done():
+                    request.result.set_exception(exc)
+            raise
         return again
 
     def _run_group(self, output_names, name: str, group: list[_Request]) -> None:
