@@ -52,7 +52,7 @@ def process(images: Any, *, progress: ProgressFn = None, **options: Unpack[Optio
         return []
     session = session_for(settings.spec, progress)
     clock = _Clock(len(items), progress)
-    if isinstance(session, BatchingSession) and len(items) > 1:
+    if isinstance(session, BatchingSession) and len(items) > 1 and session.batches():
         results = _gathered(items, settings, session, clock)
     else:
         results = [_run_one(item, index, settings, session, clock) for index, item in enumerate(items)]

@@ -15,7 +15,7 @@ import pytest
 from onnx import TensorProto, helper
 
 import segkit
-from segkit.models.batching import BatchingSession, batches_faithfully, batching, with_batch_axis
+from segkit.models.batching import BatchingSession, batched_session, batches_faithfully, with_batch_axis
 from segkit.models.lookup import get_model
 from segkit.models.sessions import POOL, session_for
 
@@ -64,20 +64,19 @@ def test_a_graph_that_mixes_the_batch_is_refused(tmp_path):
     path = tmp_path / "mixes.onnx"
     onnx.save(model, str(path))
     assert with_batch_axis(path) is not None  # the rewrite itself goes through...
-    kept = batching(path, lambda contents=None: ort.InferenceSession(contents or str(path), providers=CPU), 4)
-    assert not isinstance(kept, BatchingSession) and kept.get_inputs()[0].shape == [1, 3, 8, 8]  # ...but the check catches the mixing
+    assert batched_session(path, lambda contents: ort.InferenceSession(contents, providers=CPU)) is None  # ...but the check catches it
+    session = BatchingSession(ort.InferenceSession(str(path), providers=CPU), 4, lambda: None)
+    assert not session.batches() and session.get_inputs()[0].shape == [1, 3, 8, 8]  # one image a run, on the file's session
 
 
-def test_where_the_rewrite_holds_only_its_session_is_built(u2netp_path):
-    """On a GPU each session costs start-up time: the file's own session is not built beside the rewritten one."""
-    built = []
-
-    def build(contents=None):
-        built.append("rewritten" if contents else "file")
-        return ort.InferenceSession(contents or str(u2netp_path), providers=CPU)
-
-    session = batching(u2netp_path, build, 4)
-    assert isinstance(session, BatchingSession) and built == ["rewritten"]
+def test_the_free_batch_session_is_made_when_a_first_batch_comes(batched, photos):
+    """A lone image runs on the file's own session; the rewrite and its check (a second or more on a GPU)
+    wait for a first batch, which then runs gathered on the free-batch session."""
+    session = session_for(get_model("u2netp"))
+    segkit.segment(photos["coffee"], model="u2netp")
+    assert session.get_inputs()[0].shape[0] == 1 and session.runs == 1
+    segkit.process([photos["coffee"], photos["chelsea"], photos["astronaut"]], model="u2netp")
+    assert session.get_inputs()[0].shape[0] == "batch" and session.runs < 1 + 3
 
 
 def test_gathered_progress_only_moves_forward(batched, photos):

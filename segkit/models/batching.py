@@ -3,9 +3,9 @@
 A GPU runs a few dozen images at once several times faster than one after
 another (bench/RESULTS.md), but rembg's files fix the batch size at 1.
 ``with_batch_axis`` frees it, in memory, and keeps the rewrite only where a
-batched run gives each image what a run of its own does. ``BatchingSession``
-then gathers the ``run`` calls that threads make at about the same time into
-one run, so ``pipeline.segment_one`` stays one image top to bottom and the
+batched run gives each image what a run of its own does; that is done when a
+first batch comes, not for a lone image. ``BatchingSession`` then gathers the
+``run`` calls that threads make at about the same time into one run, so ``pipeline.segment_one`` stays one image top to bottom and the
 batch runner only calls it from several threads. On the CPU one image at a
 time is as fast, so batching is off there unless ``SEGKIT_NETWORK_BATCH`` asks.
 """
@@ -56,20 +56,18 @@ def with_batch_axis(path: Path) -> bytes | None:
     return model.SerializeToString()
 
 
-def batching(path: Path, build, max_batch: int):
-    """A session of the model at ``path`` that gathers up to ``max_batch`` images per run where
-    its graph allows, else the plain one. ``build(contents)`` makes a session of the rewritten
-    model, ``build()`` of the file itself; only one of them is built where the rewrite holds
-    (on a GPU each session costs start-up time)."""
+def batched_session(path: Path, build):
+    """A session of the model at ``path`` with a free batch size (``build(contents)`` makes it
+    from the rewritten model), or None where the graph does not batch faithfully."""
     try:
         contents = with_batch_axis(path)
         if contents is not None and batches_faithfully(free := build(contents)):
-            return BatchingSession(free, max_batch)
+            return free
         reason = "its graph does not take a free batch size"
     except Exception as exc:  # noqa: BLE001 - e.g. a file past protobuf's 2 GB, or a batch the graph refuses
         reason = str(exc)[:200]
     log.info("%s: one image per network run (%s)", path.name, reason)
-    return build()
+    return None
 
 
 def batches_faithfully(session, single=None, tolerance: float = 1e-4) -> bool:
@@ -102,8 +100,11 @@ class BatchingSession:
     callers arriving meanwhile wait for its run, and those arriving during it gather the
     next. Without a runner nothing is to come, and each call runs at once."""
 
-    def __init__(self, session, max_batch: int):
+    def __init__(self, session, max_batch: int, batched=None):
         self.session, self.max_batch = session, max_batch
+        self._batched = batched  # makes the free-batch session (or None) when a first batch comes
+        self._per_run = 1 if batched else max_batch  # the file's own session takes one image a run
+        self._upgrading = threading.Lock()
         self._waiting: list[_Request] = []
         self._changed = threading.Condition()
         self._gathering = False
@@ -114,6 +115,17 @@ class BatchingSession:
         if name == "session":  # not set yet (a copy being made): no recursion
             raise AttributeError(name)
         return getattr(self.session, name)
+
+    def batches(self) -> bool:
+        """Whether calls can run together. The first time, the free-batch session replaces the
+        file's own: a lone call never needs it, and on a GPU it costs a second or more to make."""
+        with self._upgrading:
+            if self._batched is not None:
+                build, self._batched = self._batched, None
+                free = build()
+                if free is not None:
+                    self.session, self._per_run = free, self.max_batch
+        return self._per_run > 1
 
     @contextmanager
     def expecting(self, calls: int):
@@ -143,10 +155,10 @@ class BatchingSession:
         """Run one gathered batch; True if callers were left waiting with no one gathering."""
         deadline = time.monotonic() + LINGER_SECONDS
         with self._changed:
-            while (len(self._waiting) < self.max_batch and self._to_come
+            while (len(self._waiting) < self._per_run and self._to_come
                    and (left := deadline - time.monotonic()) > 0):
                 self._changed.wait(left)
-            taken, self._waiting = self._waiting[:self.max_batch], self._waiting[self.max_batch:]
+            taken, self._waiting = self._waiting[:self._per_run], self._waiting[self._per_run:]
             again = self._gathering = bool(self._waiting)  # over a run's worth came: this caller runs the rest next
         by_shape: dict[object, list[_Request]] = {}
         for request in taken:  # inputs of one image each and the same shape run together

@@ -24,7 +24,7 @@ from typing import Callable
 import onnxruntime as ort
 
 from ..errors import InvalidInputError, ModelLoadError
-from .batching import batching, network_batch
+from .batching import BatchingSession, batched_session, network_batch
 from .registry import ModelSpec
 from .weights import Progress, model_path, part_path
 
@@ -165,9 +165,11 @@ def open_model(spec: ModelSpec, path: Path):
 
         decoder = part_path(spec, 0)
         return SamModel(build_session(path, spec), build_session(decoder, spec)), _mb(path) + _mb(decoder)
+    session = build_session(path, spec)
     if (per_run := network_batch(on_gpu=providers()[0] != "CPUExecutionProvider")) > 1:
-        return batching(path, lambda contents=None: build_session(path, spec, contents=contents), per_run), _mb(path)
-    return build_session(path, spec), _mb(path)
+        session = BatchingSession(session, per_run, lambda: batched_session(
+            path, lambda contents: build_session(path, spec, contents=contents)))
+    return session, _mb(path)
 
 
 def _mb(path: Path) -> float:
