@@ -5,8 +5,9 @@ another (bench/RESULTS.md), but rembg's files fix the batch size at 1.
 ``with_batch_axis`` frees it, in memory, and keeps the rewrite only where a
 batched run gives each image what a run of its own does; that is done when a
 first batch comes, not for a lone image. ``BatchingSession`` then gathers the
-``run`` calls that threads make at about the same time into one run, so ``pipeline.segment_one`` stays one image top to bottom and the
-batch runner only calls it from several threads. On the CPU one image at a
+``run`` calls that threads make at about the same time into one run, so
+``pipeline.segment_one`` stays one image top to bottom and the batch runner
+only calls it from several threads. On the CPU one image at a
 time is as fast, so batching is off there unless ``SEGKIT_NETWORK_BATCH`` asks.
 """
 
