@@ -1,13 +1,15 @@
 """segkit on a GPU, against issue 16's targets, side by side in one process.
 
-    python -m bench.gpu [--models u2netp u2net] [--repeat 15] [--options]
+    python -m bench.gpu [--models u2netp u2net] [--repeat 15] [--options] [--host]
 
 Prints which device the sessions run on, then per model:
 - each photo's alpha from the GPU session against a CPU session of the same
   file, through the same ``segment_one`` (default options, and with TF32 on);
 - a 4.6 MP ``segment()`` against the network alone, with the host stages timed
   one by one (model input, masks back up, cutout);
-- with ``--options``, the network alone under each CUDA setting (TF32, cuDNN's search).
+- with ``--options``, the network alone under each CUDA setting (TF32, cuDNN's search);
+- with ``--host``, the host's work alone (an instant stand-in for the network) from 1, 16
+  and 32 threads: the ceiling of a gathered batch.
 Batches: ``python -m bench.batch_bench``.
 Contenders alternate; medians are reported.
 """
@@ -148,11 +150,53 @@ def median_ms(fn, repeat: int) -> float:
     return statistics.median(times) * 1000
 
 
+class _InstantNetwork:
+    """Stands in for the network with its own output, returned at once: what is left is the host's work."""
+
+    def __init__(self, session, output):
+        self.session, self.output = session, output
+
+    def get_inputs(self):
+        return self.session.get_inputs()
+
+    def get_outputs(self):
+        return self.session.get_outputs()
+
+    def run(self, names, feed):
+        return self.output
+
+
+def host_capacity(model: str, count: int = 64) -> None:
+    """Images per second of everything around the network (decode, resizes, masks, cutout) from 1, 16
+    and 32 threads, as the gathered batch runs them: the ceiling a GPU batch can reach."""
+    from contextlib import nullcontext
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .batch_bench import photos as batch_photos
+
+    spec, images = get_model(model), batch_photos(count)
+    session = build_session(segkit.download(model), spec)
+    tensor = model_input(images[0], spec.preprocess)
+    instant = _InstantNetwork(session, session.run([session.get_outputs()[0].name], {session.get_inputs()[0].name: tensor}))
+    options = Options(model=model)
+
+    def rate(threads: int) -> float:
+        start = time.perf_counter()
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(lambda i: segment_one(images[i], options, instant, i, in_flight=nullcontext()), range(count)))
+        return count / (time.perf_counter() - start)
+
+    rate(4)
+    print(f"\n{model}: host work alone, {count} photos of about 1 MP: " +
+          "; ".join(f"{threads} threads {max(rate(threads) for _ in range(2)):.0f} img/s" for threads in (1, 16, 32)))
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["u2netp"])
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--options", action="store_true", help="also time the network under each CUDA setting")
+    parser.add_argument("--host", action="store_true", help="also time the host's work alone from 1, 16 and 32 threads")
     args = parser.parse_args(argv)
     print(f"# segkit {segkit.__version__}, device {segkit.device()}, GPU {gpu_name()}, onnxruntime "
           f"{ort.__version__}, {os.cpu_count()} cores, python {platform.python_version()}")
@@ -162,6 +206,8 @@ def main(argv=None) -> None:
         single(model, args.repeat)
         if args.options:
             network_options(model)
+        if args.host:
+            host_capacity(model)
 
 
 if __name__ == "__main__":
