@@ -9,7 +9,8 @@ Prints which device the sessions run on, then per model:
   one by one (model input, masks back up, cutout);
 - with ``--options``, the network alone under each CUDA setting (TF32, cuDNN's search);
 - with ``--host``, the host's work alone (an instant stand-in for the network) from 1, 16
-  and 32 threads: the ceiling of a gathered batch.
+  and 32 threads, the ceiling of a gathered batch, and the gathered runner against a stand-in
+  network that takes its time off the CPU, as a GPU's does (this runs on any machine).
 Batches: ``python -m bench.batch_bench``.
 Contenders alternate; medians are reported.
 """
@@ -150,11 +151,12 @@ def median_ms(fn, repeat: int) -> float:
     return statistics.median(times) * 1000
 
 
-class _InstantNetwork:
-    """Stands in for the network with its own output, returned at once: what is left is the host's work."""
+class _StandInNetwork:
+    """Stands in for the network with its own output after ``seconds`` an image off the CPU (a sleep,
+    as a GPU's run is for the host): with 0, what is left is the host's work alone."""
 
-    def __init__(self, session, output):
-        self.session, self.output = session, output
+    def __init__(self, session, output, seconds: float = 0.0):
+        self.session, self.output, self.seconds = session, output, seconds
 
     def get_inputs(self):
         return self.session.get_inputs()
@@ -163,22 +165,29 @@ class _InstantNetwork:
         return self.session.get_outputs()
 
     def run(self, names, feed):
-        return self.output
+        images = next(iter(feed.values())).shape[0]
+        if self.seconds:
+            time.sleep(self.seconds * images)
+        return [np.repeat(self.output, images, axis=0)]
 
 
-def host_capacity(model: str, count: int = 64) -> None:
+def host_capacity(model: str, count: int = 64, network_ms: float = 5.0) -> None:
     """Images per second of everything around the network (decode, resizes, masks, cutout) from 1, 16
-    and 32 threads, as the gathered batch runs them: the ceiling a GPU batch can reach."""
+    and 32 threads: the ceiling a GPU batch can reach. Then the gathered batch runner against a network
+    that takes ``network_ms`` an image off the CPU, as a GPU's does: how well the two overlap."""
     from contextlib import nullcontext
     from concurrent.futures import ThreadPoolExecutor
+
+    from segkit.batch import _Clock, _gathered  # the runner process() uses, given the stand-in
+    from segkit.models.batching import BatchingSession
 
     from .batch_bench import photos as batch_photos
 
     spec, images = get_model(model), batch_photos(count)
     session = build_session(segkit.download(model), spec)
     tensor = model_input(images[0], spec.preprocess)
-    instant = _InstantNetwork(session, session.run([session.get_outputs()[0].name], {session.get_inputs()[0].name: tensor}))
-    options = Options(model=model)
+    output = session.run([session.get_outputs()[0].name], {session.get_inputs()[0].name: tensor})[0]
+    instant, options = _StandInNetwork(session, output), Options(model=model)
 
     def rate(threads: int) -> float:
         start = time.perf_counter()
@@ -186,9 +195,17 @@ def host_capacity(model: str, count: int = 64) -> None:
             list(pool.map(lambda i: segment_one(images[i], options, instant, i, in_flight=nullcontext()), range(count)))
         return count / (time.perf_counter() - start)
 
+    def gathered() -> float:
+        runner = BatchingSession(_StandInNetwork(session, output, network_ms / 1000), 16)
+        start = time.perf_counter()
+        _gathered(images, options, runner, _Clock(count, None))
+        return count / (time.perf_counter() - start)
+
     rate(4)
     print(f"\n{model}: host work alone, {count} photos of about 1 MP: " +
-          "; ".join(f"{threads} threads {max(rate(threads) for _ in range(2)):.0f} img/s" for threads in (1, 16, 32)))
+          "; ".join(f"{threads} threads {max(rate(threads) for _ in range(2)):.0f} img/s" for threads in (1, 16, 32)) +
+          f"; gathered, 16 a run, with a network of {network_ms:g} ms an image off the CPU "
+          f"({1000 / network_ms:.0f} img/s alone): {max(gathered() for _ in range(2)):.0f} img/s")
 
 
 def main(argv=None) -> None:

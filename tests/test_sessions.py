@@ -86,6 +86,16 @@ def test_cuda_sessions_match_the_cpu_and_search_no_algorithms_by_default(monkeyp
         _with_options("CUDAExecutionProvider")
 
 
+def test_gpu_sessions_leave_the_cores_to_the_host_while_they_run():
+    """A CUDA run keeps the CPU threads idle, and spinning there would starve the images being prepared
+    beside it; CPU sessions keep spinning through a run (their threads do the work)."""
+    from segkit.models.sessions import _session_options
+
+    assert _session_options(gpu=True).get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    with pytest.raises(Exception, match="does not have configuration"):
+        _session_options().get_session_config_entry("session.intra_op.allow_spinning")
+
+
 @pytest.mark.skipif(segkit.device() != "CUDA", reason="needs a GPU that onnxruntime's CUDA provider runs on")
 def test_the_gpu_gives_the_cpus_alpha(photos, u2netp_path):
     """Issue 16: with TF32 off, a GPU's network output is the CPU's within float noise. rembg's arithmetic
