@@ -109,3 +109,26 @@ def test_rgb_images_read_without_their_padding_byte():
         assert np.array_equal(pixels.resize_exact(image, (320, 320)), _pillow(np.asarray(image), (320, 320),
                                                                              Image.Resampling.LANCZOS))
         assert np.array_equal(pixels.read_all(image), np.asarray(image))
+
+
+@pytest.mark.parametrize("rows, work, align", [(1857, 4_600_000, 16), (1200, 2_160_000, 1), (5, 10_000_000, 16)])
+def test_bands_cover_every_row_once_whichever_thread_takes_them(rows, work, align, monkeypatch):
+    """Bands go to whichever thread (the caller or a helper) is free first: together they still cover
+    each row exactly once, start on multiples of ``align``, and the call returns only when all are done."""
+    import threading
+    import time
+
+    monkeypatch.setattr(pixels, "_CORES", 4)
+    seen, lock = [], threading.Lock()
+
+    def fill(y0, y1):
+        time.sleep(0.001 * (y0 % 3))  # uneven bands, as a late helper would make them
+        with lock:
+            seen.append((y0, y1))
+
+    pixels.in_bands(rows, work, fill, align)
+    covered = np.zeros(rows, np.int32)
+    for y0, y1 in seen:
+        assert y0 % align == 0 and y1 > y0
+        covered[y0:y1] += 1
+    assert (covered == 1).all() and (len(seen) > 1 or rows <= align)
