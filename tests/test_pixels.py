@@ -112,23 +112,35 @@ def test_rgb_images_read_without_their_padding_byte():
 
 
 @pytest.mark.parametrize("rows, work, align", [(1857, 4_600_000, 16), (1200, 2_160_000, 1), (5, 10_000_000, 16)])
-def test_bands_cover_every_row_once_whichever_thread_takes_them(rows, work, align, monkeypatch):
-    """Bands go to whichever thread (the caller or a helper) is free first: together they still cover
-    each row exactly once, start on multiples of ``align``, and the call returns only when all are done."""
+@pytest.mark.parametrize("callers", [1, 3])
+def test_bands_cover_every_row_once_whichever_thread_takes_them(rows, work, align, callers, monkeypatch):
+    """Bands go to whichever thread (the caller or a helper) is free first, or to the pool alone while
+    another image is being banded: either way they cover each row exactly once, start on multiples of
+    ``align``, and a call returns only when all of its bands are done."""
     import threading
     import time
 
     monkeypatch.setattr(pixels, "_CORES", 4)
-    seen, lock = [], threading.Lock()
+    seen: dict[int, list] = {caller: [] for caller in range(callers)}
 
-    def fill(y0, y1):
-        time.sleep(0.001 * (y0 % 3))  # uneven bands, as a late helper would make them
-        with lock:
-            seen.append((y0, y1))
+    def band(caller):
+        def fill(y0, y1):
+            time.sleep(0.001 * (y0 % 3))  # uneven bands, as a late helper would make them
+            seen[caller].append((y0, y1))
+        return fill
 
-    pixels.in_bands(rows, work, fill, align)
-    covered = np.zeros(rows, np.int32)
-    for y0, y1 in seen:
-        assert y0 % align == 0 and y1 > y0
-        covered[y0:y1] += 1
-    assert (covered == 1).all() and (len(seen) > 1 or rows <= align)
+    def call(caller):
+        pixels.in_bands(rows, work, band(caller), align)
+        covered = np.zeros(rows, np.int32)
+        for y0, y1 in seen[caller]:  # complete when in_bands returns
+            assert y0 % align == 0 and y1 > y0
+            covered[y0:y1] += 1
+        results[caller] = bool((covered == 1).all()) and (len(seen[caller]) > 1 or rows <= align)
+
+    results: dict[int, bool] = {}
+    threads = [threading.Thread(target=call, args=(caller,)) for caller in range(callers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert results == {caller: True for caller in range(callers)}

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import os
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Union
 
 import numpy as np
@@ -28,36 +28,21 @@ _LAYOUT = {"L": ("L", 1), "RGB": ("RGBX", 4), "RGBA": ("RGBA", 4)}  # Pillow's o
 _CORES = os.cpu_count() or 1
 _BANDS = ThreadPoolExecutor(max_workers=_CORES, thread_name_prefix="segkit-band")
 _MIN_BAND_PIXELS = 400_000  # below this, splitting costs more than it saves
-_BANDS_PER_THREAD = 4
 _STRIP_ROWS = 4 * kernels.ROWS  # rows read from Pillow at a time: a few hundred KB, cache-sized
 _FILTERS = {Image.Resampling.LANCZOS: kernels.LANCZOS, Image.Resampling.BILINEAR: kernels.BILINEAR,
             Image.Resampling.BOX: kernels.BOX}
 
 
 def in_bands(rows: int, work_pixels: int, fill: Callable[[int, int], None], align: int = 1) -> None:
-    """Run ``fill(y0, y1)`` over ``rows`` on up to one thread per core when the work is large;
-    bands start on multiples of ``align``, and the kernels free the GIL. The calling thread
-    works too, and each takes the next of ``_BANDS_PER_THREAD`` bands a thread as it finishes
-    one: a helper that starts late (a core waking after idle) leaves the others no band to wait for."""
-    threads = max(1, min(_CORES, work_pixels // _MIN_BAND_PIXELS, -(-rows // align)))
-    if threads == 1:
-        fill(0, rows)
-        return
-    count = min(threads * _BANDS_PER_THREAD, -(-rows // align))
+    """Run ``fill(y0, y1)`` over ``rows`` split into one band per core when the work
+    is large; bands start on multiples of ``align``. The kernels free the GIL."""
+    count = max(1, min(_CORES, work_pixels // _MIN_BAND_PIXELS, -(-rows // align)))
     edges = [min(rows, round(rows * i / count / align) * align) for i in range(count)] + [rows]
-    bands = iter([(y0, y1) for y0, y1 in zip(edges[:-1], edges[1:]) if y1 > y0])
-
-    def work() -> None:
-        for band in bands:  # a list iterator hands each band to one thread
-            fill(*band)
-
-    helpers = [_BANDS.submit(work) for _ in range(threads - 1)]
-    try:
-        work()
-    finally:
-        wait(helpers)  # no helper still writing when the caller returns or raises
-    for helper in helpers:
-        helper.result()
+    bands = [(y0, y1) for y0, y1 in zip(edges[:-1], edges[1:]) if y1 > y0]
+    if len(bands) == 1:
+        fill(*bands[0])
+    else:
+        list(_BANDS.map(lambda band: fill(*band), bands))
 
 
 def row_reader(source: Source, rgb: bool = False) -> tuple[int, int, int, int, RowReader]:
