@@ -113,10 +113,10 @@ def test_rgb_images_read_without_their_padding_byte():
 
 @pytest.mark.parametrize("rows, work, align", [(1857, 4_600_000, 16), (1200, 2_160_000, 1), (5, 10_000_000, 16)])
 @pytest.mark.parametrize("callers", [1, 3])
-def test_bands_cover_every_row_once_whichever_thread_takes_them(rows, work, align, callers, monkeypatch):
-    """Bands go to whichever thread (the caller or a helper) is free first, or to the pool alone while
-    another image is being banded: either way they cover each row exactly once, start on multiples of
-    ``align``, and a call returns only when all of its bands are done."""
+def test_bands_cover_every_row_once_from_one_caller_or_several(rows, work, align, callers, monkeypatch):
+    """Bands run on the pool's threads, one image's or several images' at once (the GPU's gathered
+    batches): they cover each row exactly once, start on multiples of ``align``, and a call returns
+    only when all of its bands are done."""
     import threading
     import time
 
@@ -125,7 +125,7 @@ def test_bands_cover_every_row_once_whichever_thread_takes_them(rows, work, alig
 
     def band(caller):
         def fill(y0, y1):
-            time.sleep(0.001 * (y0 % 3))  # uneven bands, as a late helper would make them
+            time.sleep(0.001 * (y0 % 3))  # bands that take uneven times
             seen[caller].append((y0, y1))
         return fill
 
