@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
 import subprocess
 import time
 
@@ -36,7 +35,7 @@ from segkit.options import Options
 from segkit.pipeline import segment_one
 from segkit.pixels.resize import cutout
 
-from .run import photo
+from .run import interleaved, photo
 
 
 def gpu_name() -> str:
@@ -92,15 +91,7 @@ def single(model: str, repeat: int) -> None:
         "cutout": lambda: cutout(image, mask),
         "segment()": lambda: segkit.segment(image, model=model),
     }
-    times = {key: [] for key in contenders}
-    for fn in contenders.values():
-        fn()
-    for _ in range(repeat):
-        for key, fn in contenders.items():
-            start = time.perf_counter()
-            fn()
-            times[key].append(time.perf_counter() - start)
-    median = {key: statistics.median(values) * 1000 for key, values in times.items()}
+    median = {key: seconds * 1000 for key, (seconds, _) in interleaved(contenders, repeat, settle=0).items()}
     network = median["network (segkit's session)"]
     print(f"\n{model}, {image.width}x{image.height} ({image.width * image.height / 1e6:.1f} MP), "
           f"medians of {repeat}, {session.get_providers()[0]}")
@@ -142,13 +133,7 @@ def network_options(model: str) -> None:
 
 
 def median_ms(fn, repeat: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1000
+    return interleaved({"": fn}, repeat, settle=0)[""][0] * 1000
 
 
 class _StandInNetwork:

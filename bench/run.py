@@ -59,15 +59,15 @@ def measure(fn) -> tuple[float, float]:
     return seconds, max(_rss_kb("VmHWM:") - base, 0) / 1024
 
 
-def interleaved(contenders: dict, repeat: int) -> dict:
-    """Median time and max peak memory of each contender, run round-robin."""
+def interleaved(contenders: dict, repeat: int, settle: float = SETTLE_SECONDS) -> dict:
+    """Median time and max peak memory of each contender, run round-robin, ``settle`` seconds apart."""
     times = {name: [] for name in contenders}
     peaks = {name: 0.0 for name in contenders}
     for name, fn in contenders.items():
         fn()  # warm up: sessions, caches, first-call allocations
     for _ in range(repeat):
         for name, fn in contenders.items():
-            time.sleep(SETTLE_SECONDS)
+            time.sleep(settle)
             seconds, peak = measure(fn)
             times[name].append(seconds)
             peaks[name] = max(peaks[name], peak)
