@@ -24,7 +24,7 @@ from .models.lookup import get_model
 from .models.weights import is_cached, licence_notice, model_path
 from .options import Options
 from .scale import ray_job
-from .video import FORMATS as VIDEO_FORMATS, VIDEO_SUFFIXES, segment_video_cli
+from .video.formats import FORMATS as VIDEO_FORMATS, VIDEO_SUFFIXES
 
 MEDIA_SUFFIXES = IMAGE_SUFFIXES | VIDEO_SUFFIXES
 
@@ -91,6 +91,13 @@ def _remove(args: argparse.Namespace) -> int:
     failed = 0
     for source, relative in tqdm(pairs, desc="cutting out", unit="file", disable=args.quiet or None):
         if source.suffix.lower() in VIDEO_SUFFIXES:  # one file, with a bar of its own in frames
+            try:
+                from .video.cli import segment_video_cli  # PyAV loads only for a video
+            except ImportError as exc:
+                failed += 1
+                tqdm.write(f"error: {source}: videos need PyAV (pip install av), which did not load: {exc}",
+                           file=sys.stderr)
+                continue
             try:
                 segment_video_cli(source, out_dir, relative, args.format, values, args.quiet,
                                   only_mask=args.only_mask, smooth=args.smooth)

@@ -1,5 +1,6 @@
 """python -m segkit: folders in, PNGs out, bad files reported while the rest finish."""
 
+import os
 import re
 import subprocess
 import sys
@@ -50,6 +51,25 @@ def test_bad_parameters_and_models_exit_with_one_line(tmp_path):
     (tmp_path / "x.png").write_bytes(b"x")
     run = run_cli("remove", tmp_path / "x.png", "-o", tmp_path / "o", "--erode-size", "-3")
     assert run.returncode == 2 and "alpha_matting_erode_size" in run.stderr
+
+
+def test_photos_need_no_pyav(tmp_path, photos, u2netp_path):
+    """Where PyAV cannot be imported (no wheel for the platform), photos and the other commands
+    still work; only a video says what is missing."""
+    (tmp_path / "av.py").write_text("raise ImportError('no PyAV here')\n")
+    Image.fromarray(photos["chelsea"]).resize((150, 100)).save(tmp_path / "cat.png")
+    (tmp_path / "clip.mp4").write_bytes(b"not read")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "segkit", *map(str, args)], capture_output=True, text=True,
+                              timeout=300, env=env)
+
+    assert run("models").returncode == 0
+    done = run("remove", tmp_path / "cat.png", tmp_path / "clip.mp4", "-o", tmp_path / "out", "-q")
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert Image.open(tmp_path / "out" / "cat.png").size == (150, 100)
+    assert "clip.mp4: videos need PyAV (pip install av), which did not load: no PyAV here" in done.stderr
 
 
 def test_models_and_download_commands(u2netp_path):

@@ -10,17 +10,28 @@ Where each part lives:
                progress, cancellation, temporary file and rename
     writer.py  one encoder per target suffix (webm, mov, mp4, zip), rotation and sound kept
     smooth.py  the temporal smoother and the flicker measure it is judged by
+    formats.py the outputs (codec, pixels, sound) by suffix, and the suffixes read as video: data, no PyAV
     cli.py     one video for ``python -m segkit remove``, with a progress bar in frames
     serve.py   one video for the web app: upload or URL, limits, a file per format, cancel per visitor
     live.py    webcam frames one at a time: the live model, the cutout, the frame rate
 
-Decoding and encoding use PyAV, whose wheels carry FFmpeg (libvpx, ProRes, x264, AAC, Opus).
+Decoding and encoding use PyAV, whose wheels carry FFmpeg (libvpx, ProRes, x264, AAC, Opus). It loads
+with the first name below that needs it, so the formats and suffixes can be read without it.
 """
 
-from .cli import VIDEO_SUFFIXES, segment_video_cli
-from .reader import LIMITS, VideoInfo, check_limits, limit, probe
-from .run import VideoCancelled, segment_video
-from .writer import FORMATS
+from importlib import import_module
+
+from .formats import FORMATS, VIDEO_SUFFIXES
+
+_NEEDS_PYAV = {"segment_video": "run", "VideoCancelled": "run", "probe": "reader", "check_limits": "reader",
+               "limit": "reader", "LIMITS": "reader", "VideoInfo": "reader", "segment_video_cli": "cli"}
+
+
+def __getattr__(name: str):
+    if name in _NEEDS_PYAV:
+        return getattr(import_module(f".{_NEEDS_PYAV[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["segment_video", "probe", "check_limits", "limit", "LIMITS", "VideoInfo", "VideoCancelled",
            "FORMATS", "VIDEO_SUFFIXES", "segment_video_cli"]

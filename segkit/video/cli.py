@@ -6,10 +6,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from .formats import DEFAULT_FORMAT
 from .run import segment_video
-
-VIDEO_SUFFIXES = {".mp4", ".mov", ".webm", ".mkv", ".avi", ".m4v"}
-DEFAULT_FORMAT = "webm"  # keeps alpha and plays in browsers
 
 
 def segment_video_cli(source: Path, target_dir: Path, relative: Path, fmt: str | None, options: dict,

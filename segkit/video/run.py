@@ -33,7 +33,8 @@ from ..options import Options
 from ..pipeline import segment_one
 from .reader import check_limits, probe, read_frames
 from .smooth import TemporalSmoother, strength_of
-from .writer import format_for, open_writer
+from .formats import format_for
+from .writer import open_writer
 
 FRAMES_AT_ONCE = 2  # frames segmented side by side, each in its own thread (models.sessions.session_side_by_side)
 QUEUE_FRAMES = 8  # frames waiting between two stages: enough to ride out a slow frame, small in memory

@@ -12,7 +12,6 @@ interleaved with the pictures as they are written, so nothing is held whole.
 from __future__ import annotations
 
 import zipfile
-from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
@@ -21,36 +20,8 @@ import numpy as np
 from PIL import Image
 
 from ..errors import InvalidInputError
+from .formats import FORMATS, Format
 from .reader import VideoInfo, stored
-
-
-@dataclass(frozen=True)
-class Format:
-    """How one target suffix is encoded."""
-
-    codec: str
-    alpha_pixels: str | None  # pixel format that carries alpha; None: this codec cannot
-    opaque_pixels: str  # for composed backgrounds and greyscale mattes
-    even_size: bool  # the codec needs even dimensions: one odd row/column is cropped
-    display_matrix: bool  # the container can say how to turn frames; else they are written upright
-    audio_copy: tuple[str, ...] = ()  # sound codecs the container takes as they are
-    audio_codec: str | None = None  # what other sound is re-encoded to
-    options: dict = field(default_factory=dict)
-
-
-FORMATS = {
-    # realtime speed 8: the quality/speed point where encoding keeps pace with the network (bench/video_bench.py)
-    "webm": Format("libvpx-vp9", "yuva420p", "yuv420p", False, False, ("opus", "vorbis"), "libopus",
-                   {"deadline": "realtime", "cpu-used": "8", "row-mt": "1", "crf": "24", "b": "0"}),
-    # ProRes 4444 keeps alpha near-losslessly. FFmpeg's "prores" (prores_aw) encoder rather than prores_ks:
-    # far less CPU a frame at a slightly lower bitrate, still under one level of error (bench/RESULTS.md).
-    # Even sizes: prores_ks mangled a row of odd-height frames; kept for either encoder.
-    "mov": Format("prores", "yuva444p10le", "yuv444p10le", True, True, ("aac", "mp3", "alac", "pcm_s16le", "opus"),
-                  "aac", {"profile": "4"}),  # 4: the 4444 profile (prores_aw takes numbers only)
-    "mp4": Format("libx264", None, "yuv420p", True, True, ("aac", "mp3", "opus"), "aac",
-                  {"preset": "veryfast", "crf": "18"}),
-    "zip": Format("png", "RGBA", "RGB", False, False),
-}
 
 
 # Pictures are converted to YUV with the BT.709 matrix in limited ("tv") range, and the streams say so
@@ -59,15 +30,6 @@ FORMATS = {
 BT709 = 1
 LIMITED_RANGE = av.video.reformatter.ColorRange.MPEG
 AV_PIXELS = {"RGBA": "rgba", "RGB": "rgb24", "L": "gray"}  # Pillow mode -> PyAV's name for its frames
-
-
-def format_for(target: Path, fmt: str | None = None) -> str:
-    """The output format: ``fmt`` if given, else ``target``'s suffix."""
-    name = (fmt or target.suffix.lstrip(".")).lower()
-    if name not in FORMATS:
-        raise InvalidInputError(f"{target.name}: cannot write video as {name!r}; use one of "
-                                f"{', '.join('.' + f for f in FORMATS)}")
-    return name
 
 
 class _Sound:
