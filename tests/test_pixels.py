@@ -79,6 +79,17 @@ def test_cutout_equals_pillow_composite(mode, size):
     assert np.array_equal(np.asarray(pixels.cutout(image, mask)), np.asarray(expected))  # from the image itself
 
 
+@pytest.mark.parametrize("mode", ["RGB", "RGBA"])
+def test_cutout_rounds_every_value_and_alpha_as_pillow(mode):
+    """The word kernel multiplies two bytes at once: every (value, mask) pair, in every channel."""
+    value, alpha = np.meshgrid(np.arange(256, dtype=np.uint8), np.arange(256, dtype=np.uint8))
+    array = np.stack([value, 255 - value, value // 3 + 100, value ^ 85][:len(mode)], axis=2)
+    for image in (Image.fromarray(array, mode=mode), array):
+        expected = Image.composite(Image.fromarray(array, mode=mode), Image.new("RGBA", (256, 256), 0),
+                                   Image.fromarray(alpha, mode="L"))
+        assert np.array_equal(np.asarray(pixels.cutout(image, alpha)), np.asarray(expected))
+
+
 def test_rgb_of_rgba_resizes_like_pillows_rgb_conversion():
     rgba = Image.fromarray(_noise(5, 300, 500, 4), mode="RGBA")
     expected = np.asarray(rgba.convert("RGB").resize((320, 320), Image.Resampling.LANCZOS))

@@ -11,6 +11,7 @@ filter tap is one multiply-add across a vector of rows.
 """
 
 import math
+import sys
 
 import numba as nb
 import numpy as np
@@ -146,34 +147,36 @@ def vertical(src, out, y0, y1, bounds, taps):
             row[x] = _clip8(acc[x])
 
 
+_EVEN_BYTES, _ODD_BYTES, _HALF_EACH, _EIGHT = (np.uint32(0x00FF00FF), np.uint32(0xFF00FF00),
+                                              np.uint32(0x00800080), np.uint32(8))
+_ALPHA_SHIFT = np.uint32(24 if sys.byteorder == "little" else 0)  # where a pixel's 4th byte sits in its word
+_COLOURS = np.uint32(0xFFFFFFFF ^ (0xFF << int(_ALPHA_SHIFT)))
+
+
 @nb.njit(inline="always")
-def _times_alpha(value, alpha):
-    """round(value * alpha / 255) the way Pillow's paste computes it (DIV255)."""
-    t = np.uint32(value) * alpha + np.uint32(128)
-    return np.uint8(((t >> np.uint32(8)) + t) >> np.uint32(8))
+def _times_alpha(pixel, alpha):
+    """Each of a 32-bit pixel's four bytes times alpha / 255, rounded as Pillow's paste does
+    (DIV255: t = value * alpha + 128, then (t + (t >> 8)) >> 8), two bytes per multiply: each
+    16-bit field holds t < 2**16, so no field carries into the next."""
+    even = (pixel & _EVEN_BYTES) * alpha + _HALF_EACH
+    even = ((((even >> _EIGHT) & _EVEN_BYTES) + even) >> _EIGHT) & _EVEN_BYTES
+    odd = ((pixel >> _EIGHT) & _EVEN_BYTES) * alpha + _HALF_EACH
+    odd = (((odd >> _EIGHT) & _EVEN_BYTES) + odd) & _ODD_BYTES
+    return even | odd
 
 
 @nb.njit(cache=True, nogil=True)
 def paste_through_mask(src, mask, out, y0, y1, opaque):
-    """Pillow's ``paste(src, mask)`` onto transparent black RGBA, rows ``y0..y1``:
-    each channel becomes round(value * mask / 255). RGB sources, and 4-channel ones
-    whose 4th byte is padding (``opaque``), count as opaque: their alpha is the mask.
-    Unsigned flat indices with constant strides let numba vectorise the loop."""
-    one, two, three, four = np.uint64(1), np.uint64(2), np.uint64(3), np.uint64(4)
-    step = np.uint64(src.shape[2])
+    """Pillow's ``paste(src, mask)`` onto transparent black RGBA, rows ``y0..y1``, for 4-byte
+    pixels seen as uint32 words (``src``, ``out``: (rows, width) uint32): each byte becomes
+    round(value * mask / 255). ``opaque``: the 4th byte is padding (Pillow's RGB), so the
+    alpha is the mask. A word at a time vectorises several times better than byte by byte."""
     for y in range(y0, y1):
-        line, alpha, row = src[y].reshape(-1), mask[y], out[y].reshape(-1)
-        if src.shape[2] == 3 or opaque:
+        pixels, alpha, row = src[y], mask[y], out[y]
+        if opaque:
             for x in range(alpha.shape[0]):
-                a, i, o = np.uint32(alpha[x]), np.uint64(x) * step, np.uint64(x) * four
-                row[o] = _times_alpha(line[i], a)
-                row[o + one] = _times_alpha(line[i + one], a)
-                row[o + two] = _times_alpha(line[i + two], a)
-                row[o + three] = alpha[x]
+                a = np.uint32(alpha[x])
+                row[x] = (_times_alpha(pixels[x], a) & _COLOURS) | (a << _ALPHA_SHIFT)
         else:
             for x in range(alpha.shape[0]):
-                a, o = np.uint32(alpha[x]), np.uint64(x) * four
-                row[o] = _times_alpha(line[o], a)
-                row[o + one] = _times_alpha(line[o + one], a)
-                row[o + two] = _times_alpha(line[o + two], a)
-                row[o + three] = _times_alpha(line[o + three], a)
+                row[x] = _times_alpha(pixels[x], np.uint32(alpha[x]))

@@ -128,18 +128,23 @@ def cutout(source: Source, mask: np.ndarray) -> Image.Image:
 
     rembg's ``Image.composite(image, transparent, mask)`` is exactly this paste; an
     RGBA image's own alpha is blended through the mask like its colours, as there.
+    Pixels are read in Pillow's 4-byte layout and pasted a 32-bit word at a time.
     """
+    if isinstance(source, np.ndarray):
+        pixels = np.ascontiguousarray(source, dtype=np.uint8)
+        source = Image.fromarray(pixels[:, :, 0] if pixels.ndim == 3 and pixels.shape[2] == 1 else pixels)
+    if source.mode not in ("RGB", "RGBA"):  # grey and palette images paste as Pillow converts them
+        source = source.convert("RGBA" if source.has_transparency_data else "RGB")
     height, width, channels, used, read = row_reader(source)
-    if channels == 1:  # Pillow pastes grey as RGB
-        return cutout(np.repeat(read(0, height), 3, axis=2), mask)
     if mask.shape != (height, width):
         raise ValueError(f"mask is {mask.shape[1]}x{mask.shape[0]}, the image {width}x{height}")
     out = np.empty((height, width, 4), np.uint8)
-    matte = np.ascontiguousarray(mask, dtype=np.uint8)
+    matte, words = np.ascontiguousarray(mask, dtype=np.uint8), out.view(np.uint32)[:, :, 0]
 
     def paste(y0, y1):
         for s0, s1 in _strips(y0, y1):
-            kernels.paste_through_mask(read(s0, s1), matte[s0:s1], out[s0:s1], 0, s1 - s0, used == 3)
+            kernels.paste_through_mask(read(s0, s1).view(np.uint32)[:, :, 0], matte[s0:s1], words[s0:s1],
+                                       0, s1 - s0, used == 3)
 
     in_bands(height, height * width, paste, kernels.ROWS)
     return Image.fromarray(out, mode="RGBA")
@@ -162,4 +167,3 @@ def warm_up() -> None:
     resize_exact(read_all(image), (20, 16))
     cutout(image, mask)
     cutout(image.convert("RGBA"), mask)
-    cutout(read_all(image), mask)
