@@ -68,6 +68,9 @@ CONFIGS = {
     # and the next decoder block (stage2d) / the third encoder block (stage3) too
     "minmax-float-head-sparse-stage1d-stage2d": (True, "MinMax", True, False, "head+sparse-2+sparse-1+block-1+block-2"),
     "minmax-float-head-sparse-stage1d-stage3": (True, "MinMax", True, False, "head+sparse-2+sparse-1+block-1+block2"),
+    # u2netp's closest (head and stage2d's sparse tensor in float) with the histogram calibrations
+    "percentile-float-head-sparse2d": (True, "Percentile", True, False, "head+sparse-2"),
+    "entropy-float-head-sparse2d": (True, "Entropy", True, False, "head+sparse-2"),
 }
 # quantize_static's extra options per word
 OPTIONS = {"no-bias-adjust": {"QDQDisableWeightAdjustForInt32Bias": True}, "symmetric": {"ActivationSymmetric": True},
@@ -91,13 +94,23 @@ def calibration_pictures() -> list[np.ndarray]:
 
 
 class _Reader(q.CalibrationDataReader):
+    """The calibration inputs; ``set_range`` lets onnxruntime calibrate a few at a time (its
+    ``CalibStridedMinMax``), which the histogram methods need to fit in memory."""
+
     def __init__(self, spec, images, input_name):
         from segkit.models.predict import model_input
 
-        self.feeds = iter([{input_name: model_input(Image.fromarray(i), spec.preprocess)} for i in images])
+        self.feeds = [{input_name: model_input(Image.fromarray(i), spec.preprocess)} for i in images]
+        self.set_range(0, len(self.feeds))
+
+    def __len__(self):
+        return len(self.feeds)
+
+    def set_range(self, start_index: int, end_index: int) -> None:
+        self.pending = iter(self.feeds[start_index:end_index])
 
     def get_next(self):
-        return next(self.feeds, None)
+        return next(self.pending, None)
 
 
 def quantise(spec, source: str, target: str, config: str, folder: str) -> None:
@@ -126,7 +139,13 @@ def quantise(spec, source: str, target: str, config: str, folder: str) -> None:
                       reduce_range="reduce-range" in words, activation_type=q.QuantType.QUInt8,
                       weight_type=q.QuantType.QInt8, nodes_to_exclude=sorted(set(keep)),
                       calibrate_method=getattr(q.CalibrationMethod, method), calibration_cache_path=cache,
-                      extra_options={k: v for w in words for k, v in OPTIONS.get(w, {}).items()})
+                      extra_options={k: v for w in words for k, v in OPTIONS.get(w, {}).items()}
+                      | ({} if method == "MinMax" else {"CalibStridedMinMax": _stride(len(images))}))
+
+
+def _stride(count: int, most: int = 6) -> int:
+    """Inputs per histogram update: all of a run's activations at once do not fit in 24 GB."""
+    return max(d for d in range(1, most + 1) if count % d == 0)
 
 
 def _float_nodes(graph, words: list[str], weights: dict) -> list[str]:
