@@ -71,6 +71,8 @@ CONFIGS = {
     # u2netp's closest (head and stage2d's sparse tensor in float) with the histogram calibrations
     "percentile-float-head-sparse2d": (True, "Percentile", True, False, "head+sparse-2"),
     "entropy-float-head-sparse2d": (True, "Entropy", True, False, "head+sparse-2"),
+    # u2net's closest with entropy calibration
+    "entropy-float-head-sparse-stage1d": (True, "Entropy", True, False, "head+sparse-2+sparse-1+block-1"),
 }
 # quantize_static's extra options per word
 OPTIONS = {"no-bias-adjust": {"QDQDisableWeightAdjustForInt32Bias": True}, "symmetric": {"ActivationSymmetric": True},

@@ -31,9 +31,9 @@ from ..io.compose import compose
 from ..models.sessions import session_side_by_side
 from ..options import Options
 from ..pipeline import segment_one
+from .formats import format_for
 from .reader import check_limits, probe, read_frames
 from .smooth import TemporalSmoother, strength_of
-from .formats import format_for
 from .writer import open_writer
 
 FRAMES_AT_ONCE = 2  # frames segmented side by side, each in its own thread (models.sessions.session_side_by_side)
