@@ -19,18 +19,19 @@ Decoding and encoding use PyAV, whose wheels carry FFmpeg (libvpx, ProRes, x264,
 with the first name below that needs it, so the formats and suffixes can be read without it.
 """
 
-from importlib import import_module
-
 from .formats import FORMATS, VIDEO_SUFFIXES
-
-_NEEDS_PYAV = {"segment_video": "run", "VideoCancelled": "run", "probe": "reader", "check_limits": "reader",
-               "limit": "reader", "LIMITS": "reader", "VideoInfo": "reader", "segment_video_cli": "cli"}
 
 
 def __getattr__(name: str):
-    if name in _NEEDS_PYAV:
-        return getattr(import_module(f".{_NEEDS_PYAV[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if name in ("segment_video", "VideoCancelled"):
+        from . import run as module
+    elif name in ("probe", "check_limits", "limit", "LIMITS", "VideoInfo"):
+        from . import reader as module
+    elif name == "segment_video_cli":
+        from . import cli as module
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(module, name)
 
 
 __all__ = ["segment_video", "probe", "check_limits", "limit", "LIMITS", "VideoInfo", "VideoCancelled",
