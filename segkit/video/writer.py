@@ -132,7 +132,7 @@ class PngSequenceWriter:
     """A zip of upright PNG frames, frame_000001.png on; lossless, without sound.
 
     FFmpeg's PNG encoder with the Paeth filter at zlib level 1 makes files the size of Pillow's at
-    level 1 in about 40% less CPU a frame (bench/RESULTS.md), which the network needs more."""
+    level 1 in far less CPU a frame (bench/RESULTS.md, Video), which the network needs more."""
 
     def __init__(self, path: Path, fmt: str, info: VideoInfo, alpha: bool):
         self.archive = zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED)  # PNG is compressed already
