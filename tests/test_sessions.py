@@ -4,6 +4,7 @@ import subprocess
 import sys
 import threading
 
+import onnxruntime as ort
 import pytest
 
 import segkit
@@ -94,6 +95,21 @@ def test_gpu_sessions_leave_the_cores_to_the_host_while_they_run():
     assert _session_options(gpu=True).get_session_config_entry("session.intra_op.allow_spinning") == "0"
     with pytest.raises(Exception, match="does not have configuration"):
         _session_options().get_session_config_entry("session.intra_op.allow_spinning")
+
+
+@pytest.mark.skipif(segkit.device() == "CUDA", reason="CUDA would start here")
+def test_a_session_that_falls_back_to_the_cpu_runs_as_a_cpu_one(monkeypatch, caplog, u2netp_path):
+    """CUDA chosen but not started (its provider loads, a library behind it does not): the session is
+    then built as a CPU one, threads spinning through a run and no gathered batches."""
+    from segkit.models import sessions
+
+    monkeypatch.setattr(sessions, "providers", lambda: tuple(sessions.CUDA))
+    monkeypatch.delenv("SEGKIT_NETWORK_BATCH", raising=False)
+    session, _ = sessions.open_model(get_model("u2netp"), u2netp_path)
+    assert "CUDA did not start" in caplog.text
+    assert isinstance(session, ort.InferenceSession) and session.get_providers() == ["CPUExecutionProvider"]
+    with pytest.raises(Exception, match="does not have configuration"):
+        session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning")
 
 
 @pytest.mark.skipif(segkit.device() != "CUDA", reason="needs a GPU that onnxruntime's CUDA provider runs on")

@@ -155,6 +155,8 @@ def build_session(path: Path, spec: ModelSpec, threads: int | None = None,
         raise ModelLoadError(f"model {spec.name!r}: onnxruntime could not load {path.name}: {reason}"[:500]) from exc
     if chosen != CPU and "CUDAExecutionProvider" not in session.get_providers():
         log.warning("model %s: CUDA did not start, running on CPU", spec.name)
+        # built again with the CPU's options: a CPU network's threads should spin while it runs
+        session = ort.InferenceSession(contents or str(path), _session_options(threads), providers=CPU)
     if spec.user_file:
         from .custom import check_input
 
@@ -170,7 +172,7 @@ def open_model(spec: ModelSpec, path: Path):
         decoder = part_path(spec, 0)
         return SamModel(build_session(path, spec), build_session(decoder, spec)), _mb(path) + _mb(decoder)
     session = build_session(path, spec)
-    if (per_run := network_batch(on_gpu=providers()[0] != "CPUExecutionProvider")) > 1:
+    if (per_run := network_batch(on_gpu="CUDAExecutionProvider" in session.get_providers())) > 1:
         session = BatchingSession(session, per_run, lambda: batched_session(
             path, lambda contents: build_session(path, spec, contents=contents)))
     return session, _mb(path)
