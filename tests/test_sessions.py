@@ -98,18 +98,29 @@ def test_gpu_sessions_leave_the_cores_to_the_host_while_they_run():
 
 
 @pytest.mark.skipif(segkit.device() == "CUDA", reason="CUDA would start here")
-def test_a_session_that_falls_back_to_the_cpu_runs_as_a_cpu_one(monkeypatch, caplog, u2netp_path):
-    """CUDA chosen but not started (its provider loads, a library behind it does not): the session is
-    then built as a CPU one, threads spinning through a run and no gathered batches."""
+def test_a_session_that_falls_back_to_the_cpu_runs_as_a_cpu_one(monkeypatch, caplog, request, u2netp_path):
+    """CUDA chosen but not started (here: onnxruntime-gpu without a GPU, forced by SEGKIT_DEVICE=cuda):
+    the session is then built as a CPU one, threads spinning through a run and no gathered batches,
+    segkit.device() says CPU, and later sessions go straight to the CPU."""
     from segkit.models import sessions
 
-    monkeypatch.setattr(sessions, "providers", lambda: tuple(sessions.CUDA))
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        pytest.skip("onnxruntime without its CUDA provider cannot be asked for CUDA")
+    monkeypatch.setenv("SEGKIT_DEVICE", "cuda")
     monkeypatch.delenv("SEGKIT_NETWORK_BATCH", raising=False)
+    monkeypatch.setattr(sessions, "_cuda_failed", False)
+    request.addfinalizer(sessions.providers.cache_clear)  # runs before monkeypatch restores the setting
+    sessions.providers.cache_clear()
+    assert segkit.device() == "CUDA"
     session, _ = sessions.open_model(get_model("u2netp"), u2netp_path)
     assert "CUDA did not start" in caplog.text
     assert isinstance(session, ort.InferenceSession) and session.get_providers() == ["CPUExecutionProvider"]
     with pytest.raises(Exception, match="does not have configuration"):
         session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning")
+    assert segkit.device() == "CPU"
+    caplog.clear()
+    sessions.build_session(u2netp_path, get_model("u2netp"))
+    assert "CUDA did not start" not in caplog.text
 
 
 @pytest.mark.skipif(segkit.device() != "CUDA", reason="needs a GPU that onnxruntime's CUDA provider runs on")

@@ -67,11 +67,14 @@ def _cuda_provider_loads() -> bool:
         return False
 
 
+_cuda_failed = False  # a session asked for CUDA and got none: every later one, and device(), says CPU
+
+
 @functools.lru_cache(maxsize=1)
 def providers() -> tuple[str, ...]:
     """The execution providers to use: ``SEGKIT_DEVICE=cpu|cuda`` overrides detection."""
     wanted = os.getenv("SEGKIT_DEVICE", "auto").lower()
-    if wanted == "cpu" or "CUDAExecutionProvider" not in ort.get_available_providers():
+    if wanted == "cpu" or _cuda_failed or "CUDAExecutionProvider" not in ort.get_available_providers():
         return tuple(CPU)
     if wanted == "cuda" or (_cuda_driver_has_device() and _cuda_provider_loads()):
         return tuple(CUDA)
@@ -154,7 +157,10 @@ def build_session(path: Path, spec: ModelSpec, threads: int | None = None,
                                     subject="model") from None
         raise ModelLoadError(f"model {spec.name!r}: onnxruntime could not load {path.name}: {reason}"[:500]) from exc
     if chosen != CPU and "CUDAExecutionProvider" not in session.get_providers():
-        log.warning("model %s: CUDA did not start, running on CPU", spec.name)
+        log.warning("model %s: CUDA did not start, running on CPU from now on", spec.name)
+        global _cuda_failed
+        _cuda_failed = True
+        providers.cache_clear()
         # built again with the CPU's options: a CPU network's threads should spin while it runs
         session = ort.InferenceSession(contents or str(path), _session_options(threads), providers=CPU)
     if spec.user_file:
