@@ -71,16 +71,14 @@ def batched_session(path: Path, build):
     return None
 
 
-def batches_faithfully(session, single=None, tolerance: float = 1e-4) -> bool:
+def batches_faithfully(session, tolerance: float = 1e-4) -> bool:
     """Whether a run of two different inputs on ``session`` gives each what a run of its own
-    gives (on ``single``, where given, else on ``session`` itself): a graph may fold the batch
-    into other axes, or refuse a batch outright (then this raises)."""
-    single = single or session
+    gives: a graph may fold the batch into other axes, or refuse a batch outright (then this raises)."""
     feed = session.get_inputs()[0]
     shape = [d if isinstance(d, int) and d > 0 else 64 for d in feed.shape[1:]]  # free sizes: a small image
     pair = np.random.default_rng(0).normal(size=(2, *shape)).astype(np.float32)
     together = session.run(None, {feed.name: pair})[0]  # raises where the graph pins the batch
-    alone = [single.run(None, {single.get_inputs()[0].name: pair[i:i + 1]})[0] for i in range(2)]
+    alone = [session.run(None, {feed.name: pair[i:i + 1]})[0] for i in range(2)]
     scale = max(float(np.abs(np.concatenate(alone)).max()), 1.0)
     return together.shape[0] == 2 and all(
         together[i:i + 1].shape == alone[i].shape and float(np.abs(together[i:i + 1] - alone[i]).max()) <= tolerance * scale
