@@ -8,9 +8,6 @@ free batch size, ``--batch`` inputs per run; "process(), one at a time" and
 "process(), gathered" are the whole pipeline with ``SEGKIT_NETWORK_BATCH`` at 1
 and at ``--batch``. On a GPU the target is gathered >= 80% of the batched
 network; on the CPU gathering is off by default and this row shows why.
-On CUDA, "process(), gathered, threads spinning" is the A/B of segkit's
-``session.intra_op.allow_spinning=0`` for GPU sessions: the same run with the
-CPU threads spinning during each run, as onnxruntime's default does.
 Contenders alternate; the best of ``--repeat`` rounds is kept.
 """
 
@@ -24,7 +21,6 @@ import numpy as np
 from PIL import Image
 
 import segkit
-from segkit.models import sessions
 from segkit.models.batching import with_batch_axis
 from segkit.models.lookup import get_model
 from segkit.models.predict import model_input
@@ -64,32 +60,23 @@ def main(argv=None) -> None:
     tensors = [model_input(image, spec.preprocess) for image in images]
     chunks = [np.concatenate(tensors[i:i + args.batch]) for i in range(0, len(tensors), args.batch)]
 
-    def pipeline(per_run: int, spinning: bool = False):
+    def pipeline(per_run: int):
         os.environ["SEGKIT_NETWORK_BATCH"] = str(per_run)
         POOL.clear()
-        shipped = sessions._session_options
-        if spinning:  # GPU sessions built with the CPU's options: their threads spin while a run lasts
-            sessions._session_options = lambda threads=None, gpu=False: shipped(threads)
-        try:
-            segkit.process(images, model=args.model)  # a server's steady state: the session and batch sizes seen
-        finally:
-            sessions._session_options = shipped
+        segkit.process(images, model=args.model)  # a server's steady state: the sessions made and run once
         return lambda: segkit.process(images, model=args.model)
 
     contenders = {
         "network, one per run": lambda: [single.run(None, {name: t}) for t in tensors],
         "network, batched": lambda: [free.run(None, {name: c}) for c in chunks],
     }
-    spinning = ["process(), gathered, threads spinning"] if segkit.device() == "CUDA" else []
-    gathered = ["process(), gathered", *spinning]
-    best = {key: 0.0 for key in [*contenders, "process(), one at a time", *gathered]}
+    best = {key: 0.0 for key in [*contenders, "process(), one at a time", "process(), gathered"]}
     for _ in range(args.repeat):
         for key, fn in contenders.items():
             fn()  # warm (first batched shapes allocate)
             best[key] = max(best[key], rate(fn, len(images)))
         best["process(), one at a time"] = max(best["process(), one at a time"], rate(pipeline(1), len(images)))
-        for key in gathered:
-            best[key] = max(best[key], rate(pipeline(args.batch, spinning="spinning" in key), len(images)))
+        best["process(), gathered"] = max(best["process(), gathered"], rate(pipeline(args.batch), len(images)))
     os.environ.pop("SEGKIT_NETWORK_BATCH")
     print(f"# {args.model}, {segkit.device()}, {os.cpu_count()} cores, {args.photos} photos of 0.75-1.25 MP, "
           f"{args.batch} per batched run, best of {args.repeat}")

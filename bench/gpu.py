@@ -7,7 +7,8 @@ Prints which device the sessions run on, then per model:
   file, through the same ``segment_one`` (default options, and with TF32 on);
 - a 4.6 MP ``segment()`` against the network alone, with the host stages timed
   one by one (model input, masks back up, cutout);
-- with ``--options``, the network alone under each CUDA setting (TF32, cuDNN's search);
+- with ``--options``, the network alone under each CUDA setting (TF32, cuDNN's search), and
+  runs of one batch size against runs whose size changes each time;
 - with ``--host``, the host's work alone (an instant stand-in for the network) from 1, 16
   and 32 threads, the ceiling of a gathered batch, and the gathered runner against a stand-in
   network that takes its time off the CPU, as a GPU's does (this runs on any machine).
@@ -132,6 +133,30 @@ def network_options(model: str) -> None:
             print(f"| {tf32} | {search} | " + " | ".join(f"{ms:.1f}" for ms in row) + f" | {levels:.3f} |", flush=True)
 
 
+def batch_sizes(model: str, repeat: int = 8) -> None:
+    """Why ``BatchingSession`` fills every gathered run up to one size: the free-batch network run
+    after run at 16 images, against the same session given 5, 8, 11 and 16 in turn (all seen before)."""
+    path = segkit.download(model)
+    session = build_session(path, get_model(model), contents=with_batch_axis(path))
+    name = session.get_inputs()[0].name
+    rng = np.random.default_rng(2)
+    tensors = {n: rng.normal(size=(n, 3, 320, 320)).astype(np.float32) for n in (5, 8, 11, 16)}
+    for tensor in tensors.values():
+        session.run(None, {name: tensor})
+
+    def ms(sizes) -> list[float]:
+        out = []
+        for n in sizes:
+            start = time.perf_counter()
+            session.run(None, {name: tensors[n]})
+            out.append((time.perf_counter() - start) * 1000)
+        return out
+
+    same, changing = ms([16] * repeat), ms([5, 8, 11, 16] * (repeat // 4))
+    print(f"\n{model}, free batch size, ms a run (median): 16 every run {np.median(same):.1f}; "
+          f"5, 8, 11, 16 in turn {np.median(changing):.1f} (16 alone: {np.median(changing[3::4]):.1f})", flush=True)
+
+
 def median_ms(fn, repeat: int) -> float:
     return interleaved({"": fn}, repeat, settle=0)[""][0] * 1000
 
@@ -208,6 +233,7 @@ def main(argv=None) -> None:
         single(model, args.repeat)
         if args.options:
             network_options(model)
+            batch_sizes(model)
         if args.host:
             host_capacity(model)
 

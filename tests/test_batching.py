@@ -7,6 +7,7 @@ keeps order and per-image errors while it gathers."""
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import onnx
@@ -76,7 +77,56 @@ def test_the_free_batch_session_is_made_when_a_first_batch_comes(batched, photos
     segkit.segment(photos["coffee"], model="u2netp")
     assert session.get_inputs()[0].shape[0] == 1 and session.runs == 1
     segkit.process([photos["coffee"], photos["chelsea"], photos["astronaut"]], model="u2netp")
-    assert session.get_inputs()[0].shape[0] == "batch" and session.runs < 1 + 3
+    assert session._free.get_inputs()[0].shape[0] == "batch" and session.runs < 1 + 3
+
+
+class _RecordsRuns:
+    """A session with a free batch size that notes each run's batch size and how many ran at once."""
+
+    running = 0  # across every instance: both sessions of one BatchingSession
+    most_at_once = 0
+
+    def __init__(self):
+        self.sizes: list[int] = []
+
+    def get_inputs(self):
+        return [type("Input", (), {"name": "image", "shape": ["batch", 1, 4, 4]})()]
+
+    def run(self, names, feed):
+        _RecordsRuns.running += 1
+        _RecordsRuns.most_at_once = max(_RecordsRuns.most_at_once, _RecordsRuns.running)
+        self.sizes.append(len(feed["image"]))
+        time.sleep(0.01)
+        _RecordsRuns.running -= 1
+        return [feed["image"] * 2]
+
+
+@pytest.mark.parametrize("fill_up", [True, False])
+def test_each_session_runs_one_batch_size_and_one_run_at_a_time(fill_up):
+    """A GPU session redoes its setup whenever a run's batch size changes (bench/RESULTS.md, GPU):
+    lone inputs run on the file's own session, gathered ones on the free-batch session, filled up
+    to the full batch on a GPU (``fill_up``); one run at a time (runs at once add up their memory);
+    each caller still gets its own output."""
+    single, free = _RecordsRuns(), _RecordsRuns()
+    _RecordsRuns.most_at_once = 0
+    session = BatchingSession(single, max_batch=4, batched=lambda: free, fill_up=fill_up)
+    assert session.batches()
+    inputs = [np.full((1, 1, 4, 4), i, np.float32) for i in range(11)]
+    outputs: dict[int, np.ndarray] = {}
+    with session.expecting(len(inputs)):
+        threads = [threading.Thread(target=lambda i=i: outputs.update({i: session.run(None, {"image": inputs[i]})[0]}))
+                   for i in range(len(inputs))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+    session.run(None, {"image": inputs[0]})  # nobody expected: alone, on the file's own session
+    if fill_up:
+        assert set(free.sizes) == {4}
+    else:  # only the inputs themselves, no zeros
+        assert sum(free.sizes) + sum(single.sizes) == len(inputs) + 1
+    assert free.sizes and set(single.sizes) == {1} and _RecordsRuns.most_at_once == 1
+    assert all(np.array_equal(outputs[i], inputs[i] * 2) for i in range(len(inputs)))
 
 
 def test_gathered_progress_only_moves_forward(batched, photos):

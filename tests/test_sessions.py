@@ -87,21 +87,11 @@ def test_cuda_sessions_match_the_cpu_and_search_no_algorithms_by_default(monkeyp
         _with_options("CUDAExecutionProvider")
 
 
-def test_gpu_sessions_leave_the_cores_to_the_host_while_they_run():
-    """A CUDA run keeps the CPU threads idle, and spinning there would starve the images being prepared
-    beside it; CPU sessions keep spinning through a run (their threads do the work)."""
-    from segkit.models.sessions import _session_options
-
-    assert _session_options(gpu=True).get_session_config_entry("session.intra_op.allow_spinning") == "0"
-    with pytest.raises(Exception, match="does not have configuration"):
-        _session_options().get_session_config_entry("session.intra_op.allow_spinning")
-
-
 @pytest.mark.skipif(segkit.device() == "CUDA", reason="CUDA would start here")
 def test_a_session_that_falls_back_to_the_cpu_runs_as_a_cpu_one(monkeypatch, caplog, request, u2netp_path):
     """CUDA chosen but not started (here: onnxruntime-gpu without a GPU, forced by SEGKIT_DEVICE=cuda):
-    the session is then built as a CPU one, threads spinning through a run and no gathered batches,
-    segkit.device() says CPU, and later sessions go straight to the CPU."""
+    the session is then a CPU one without gathered batches, segkit.device() says CPU, and later
+    sessions go straight to the CPU."""
     from segkit.models import sessions
 
     if "CUDAExecutionProvider" not in ort.get_available_providers():
@@ -115,8 +105,6 @@ def test_a_session_that_falls_back_to_the_cpu_runs_as_a_cpu_one(monkeypatch, cap
     session, _ = sessions.open_model(get_model("u2netp"), u2netp_path)
     assert "CUDA did not start" in caplog.text
     assert isinstance(session, ort.InferenceSession) and session.get_providers() == ["CPUExecutionProvider"]
-    with pytest.raises(Exception, match="does not have configuration"):
-        session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning")
     assert segkit.device() == "CPU"
     caplog.clear()
     sessions.build_session(u2netp_path, get_model("u2netp"))

@@ -85,6 +85,14 @@ def batches_faithfully(session, tolerance: float = 1e-4) -> bool:
         for i in range(2))
 
 
+def _padded(tensors: list[np.ndarray], size: int) -> np.ndarray:
+    """The inputs as one batch, filled up with zeros to ``size`` inputs where they are fewer."""
+    count = sum(len(tensor) for tensor in tensors)
+    if count < size:
+        tensors = [*tensors, np.zeros((size - count, *tensors[0].shape[1:]), tensors[0].dtype)]
+    return np.concatenate(tensors)
+
+
 class _Request:
     def __init__(self, tensor: np.ndarray):
         self.tensor, self.result = tensor, Future()
@@ -97,12 +105,21 @@ class BatchingSession:
     The first caller to find no one gathering gathers: while more calls are still to come
     (``expecting``) it waits for them, at most ``LINGER_SECONDS``, then runs what has come;
     callers arriving meanwhile wait for its run, and those arriving during it gather the
-    next. Without a runner nothing is to come, and each call runs at once."""
+    next. Without a runner nothing is to come, and each call runs at once.
 
-    def __init__(self, session, max_batch: int, batched=None):
+    A lone input runs on ``session`` (the file's own), a gathered group on the free-batch one,
+    one run at a time: runs at once only add up their memory. With ``fill_up`` (on a GPU) each
+    group is filled up to ``max_batch``, so each session sees one batch size: a CUDA session
+    whose runs change size redoes its convolutions' setup each time, several times a run's own
+    cost (bench/RESULTS.md, GPU). On the CPU the zeros would cost their full share of a run."""
+
+    def __init__(self, session, max_batch: int, batched=None, fill_up: bool = False):
         self.session, self.max_batch = session, max_batch
         self._batched = batched  # makes the free-batch session (or None) when a first batch comes
+        self._free = None if batched else session  # runs the gathered groups
         self._per_run = 1 if batched else max_batch  # the file's own session takes one image a run
+        self._fill_up = fill_up
+        self._one_run = threading.Lock()
         self._upgrading = threading.Lock()
         self._waiting: list[_Request] = []
         self._changed = threading.Condition()
@@ -123,7 +140,7 @@ class BatchingSession:
                 build, self._batched = self._batched, None
                 free = build()
                 if free is not None:
-                    self.session, self._per_run = free, self.max_batch
+                    self._free, self._per_run = free, self.max_batch
         return self._per_run > 1
 
     @contextmanager
@@ -152,6 +169,10 @@ class BatchingSession:
 
     def _gather_and_run(self, output_names, name: str) -> bool:
         """Run one gathered batch; True if callers were left waiting with no one gathering."""
+        with self._one_run:  # callers arriving meanwhile join the next run
+            return self._gather_then_run(output_names, name)
+
+    def _gather_then_run(self, output_names, name: str) -> bool:
         deadline = time.monotonic() + LINGER_SECONDS
         with self._changed:
             while (len(self._waiting) < self._per_run and self._to_come
@@ -179,8 +200,11 @@ class BatchingSession:
         """One run for the group; if it fails (a GPU short of memory for the whole batch, say),
         each input runs alone, so only an input that fails by itself fails."""
         try:
-            tensor = group[0].tensor if len(group) == 1 else np.concatenate([r.tensor for r in group])
-            outputs = self.session.run(output_names, {name: tensor})
+            if len(group) == 1:
+                outputs = self.session.run(output_names, {name: group[0].tensor})
+            else:
+                tensor = _padded([request.tensor for request in group], self.max_batch if self._fill_up else 0)
+                outputs = self._free.run(output_names, {name: tensor})
         except BaseException as exc:  # noqa: BLE001 - onnxruntime raises several unrelated types
             if not isinstance(exc, Exception):  # an interrupt: nobody waits for ever
                 for request in group:

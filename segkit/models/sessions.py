@@ -93,7 +93,7 @@ def _shared_cpu_arena() -> None:
     ort.create_and_register_allocator(memory, ort.OrtArenaCfg(0, 1, -1, -1))  # no cap, kSameAsRequested
 
 
-def _session_options(threads: int | None = None, gpu: bool = False) -> ort.SessionOptions:
+def _session_options(threads: int | None = None) -> ort.SessionOptions:
     options = ort.SessionOptions()
     options.log_severity_level = 3
     # Each session's own arena, holding a memory pattern per input shape, keeps its largest run's
@@ -105,9 +105,6 @@ def _session_options(threads: int | None = None, gpu: bool = False) -> ort.Sessi
     # Threads spin while a run lasts (waking them between its many small operators costs more) and
     # stop as it ends, so they don't take the cores the resize/cutout stages need next (bench/RESULTS.md).
     options.add_session_config_entry("session.force_spinning_stop", "1")
-    if gpu:  # there the CPU threads have nothing to do while a run lasts, and spinning would take
-        # every core from the images prepared beside it (a gathered batch, two app requests)
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     threads = os.getenv("SEGKIT_THREADS") or os.getenv("OMP_NUM_THREADS") or threads
     if threads:
         options.intra_op_num_threads = int(threads)
@@ -145,7 +142,7 @@ def build_session(path: Path, spec: ModelSpec, threads: int | None = None,
     A person's own file that does not load, or takes the wrong input, is their input error."""
     chosen = list(providers())
     try:
-        session = ort.InferenceSession(contents or str(path), _session_options(threads, gpu=chosen != CPU),
+        session = ort.InferenceSession(contents or str(path), _session_options(threads),
                                        providers=provider_settings())
     except Exception as exc:  # noqa: BLE001 - onnxruntime raises several unrelated types
         reason = str(exc).replace(str(path.parent), "<model cache>")  # no server paths in messages
@@ -161,8 +158,6 @@ def build_session(path: Path, spec: ModelSpec, threads: int | None = None,
         global _cuda_failed
         _cuda_failed = True
         providers.cache_clear()
-        # built again with the CPU's options: a CPU network's threads should spin while it runs
-        session = ort.InferenceSession(contents or str(path), _session_options(threads), providers=CPU)
     if spec.user_file:
         from .custom import check_input
 
@@ -178,9 +173,10 @@ def open_model(spec: ModelSpec, path: Path):
         decoder = part_path(spec, 0)
         return SamModel(build_session(path, spec), build_session(decoder, spec)), _mb(path) + _mb(decoder)
     session = build_session(path, spec)
-    if (per_run := network_batch(on_gpu="CUDAExecutionProvider" in session.get_providers())) > 1:
+    on_gpu = "CUDAExecutionProvider" in session.get_providers()
+    if (per_run := network_batch(on_gpu)) > 1:
         session = BatchingSession(session, per_run, lambda: batched_session(
-            path, lambda contents: build_session(path, spec, contents=contents)))
+            path, lambda contents: build_session(path, spec, contents=contents)), fill_up=on_gpu)
     return session, _mb(path)
 
 

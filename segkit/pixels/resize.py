@@ -27,16 +27,17 @@ _LAYOUT = {"L": ("L", 1), "RGB": ("RGBX", 4), "RGBA": ("RGBA", 4)}  # Pillow's o
 
 _CORES = os.cpu_count() or 1
 _BANDS = ThreadPoolExecutor(max_workers=_CORES, thread_name_prefix="segkit-band")
-_MIN_BAND_PIXELS = 400_000  # below this, splitting costs more than it saves
+_MIN_BAND_WORK = 1_000_000  # multiply-adds: below this, handing out a band costs more than it saves
 _STRIP_ROWS = 4 * kernels.ROWS  # rows read from Pillow at a time: a few hundred KB, cache-sized
 _FILTERS = {Image.Resampling.LANCZOS: kernels.LANCZOS, Image.Resampling.BILINEAR: kernels.BILINEAR,
             Image.Resampling.BOX: kernels.BOX}
 
 
-def in_bands(rows: int, work_pixels: int, fill: Callable[[int, int], None], align: int = 1) -> None:
-    """Run ``fill(y0, y1)`` over ``rows`` split into one band per core when the work
-    is large; bands start on multiples of ``align``. The kernels free the GIL."""
-    count = max(1, min(_CORES, work_pixels // _MIN_BAND_PIXELS, -(-rows // align)))
+def in_bands(rows: int, work: int, fill: Callable[[int, int], None], align: int = 1) -> None:
+    """Run ``fill(y0, y1)`` over ``rows`` split into bands, one per core at most and one per
+    ``_MIN_BAND_WORK`` of ``work`` (multiply-adds: a pass's output values times its taps);
+    bands start on multiples of ``align``. The kernels free the GIL."""
+    count = max(1, min(_CORES, work // _MIN_BAND_WORK, -(-rows // align)))
     edges = [min(rows, round(rows * i / count / align) * align) for i in range(count)] + [rows]
     bands = [(y0, y1) for y0, y1 in zip(edges[:-1], edges[1:]) if y1 > y0]
     if len(bands) == 1:
@@ -112,13 +113,14 @@ def resize_exact(source: Source, size: tuple[int, int], method=Image.Resampling.
             for s0, s1 in _strips(y0, y1):
                 kernels.horizontal(read(first + s0, first + s1), rows[s0:s1], 0, s1 - s0, 0, col_bounds, col_taps)
 
-        in_bands(last - first, (last - first) * max(width, out_w), horizontal, kernels.ROWS)
+        in_bands(last - first, (last - first) * out_w * channels * col_taps.shape[1], horizontal, kernels.ROWS)
     else:
         rows = read(0, height)
     if out_h != height:
         out = np.empty((out_h, out_w * channels), np.uint8)
         flat, row_bounds = rows.reshape(rows.shape[0], -1), row_bounds - (first, 0)  # ``rows`` starts at ``first``
-        in_bands(out_h, out_h * out_w, lambda y0, y1: kernels.vertical(flat, out, y0, y1, row_bounds, row_taps))
+        in_bands(out_h, out_h * out_w * channels * row_taps.shape[1],
+                 lambda y0, y1: kernels.vertical(flat, out, y0, y1, row_bounds, row_taps))
         rows = out.reshape(out_h, out_w, channels)
     return np.ascontiguousarray(rows[:, :, :used]).reshape(shape)
 
@@ -146,7 +148,7 @@ def cutout(source: Source, mask: np.ndarray) -> Image.Image:
             kernels.paste_through_mask(read(s0, s1).view(np.uint32)[:, :, 0], matte[s0:s1], words[s0:s1],
                                        0, s1 - s0, used == 3)
 
-    in_bands(height, height * width, paste, kernels.ROWS)
+    in_bands(height, 2 * height * width, paste, kernels.ROWS)  # two multiplies a pixel (two bytes each)
     return Image.fromarray(out, mode="RGBA")
 
 
