@@ -154,7 +154,8 @@ def batch_sizes(model: str, repeat: int = 8) -> None:
 
     same, changing = ms([16] * repeat), ms([5, 8, 11, 16] * (repeat // 4))
     print(f"\n{model}, free batch size, ms a run (median): 16 every run {np.median(same):.1f}; "
-          f"5, 8, 11, 16 in turn {np.median(changing):.1f} (16 alone: {np.median(changing[3::4]):.1f})", flush=True)
+          f"5, 8, 11, 16 in turn {np.median(changing):.1f} "
+          f"(the 16-image runs among them: {np.median(changing[3::4]):.1f})", flush=True)
 
 
 def median_ms(fn, repeat: int) -> float:
