@@ -96,10 +96,10 @@ def test_no_test_module_imports_another():
 
 
 def test_source_files_stay_readable():
-    """About 300 lines at most; the numba kernels of matting and of its sparse Cholesky are each one
-    algorithm in loops numba can compile, and may run longer."""
+    """About 300 lines at most; the numba kernels of matting are one algorithm in loops numba can
+    compile, and may run longer."""
     long = {str(p.relative_to(REPO)): n for p in [*PACKAGE.rglob("*.py"), REPO / "app.py", *(REPO / "ui").glob("*.py")]
-            if (n := len(p.read_text().splitlines())) > 330 and p.name not in ("_matting_kernels.py", "_cholesky.py")}
+            if (n := len(p.read_text().splitlines())) > 330 and p.name != "_matting_kernels.py"}
     assert not long, long
 
 

@@ -1,6 +1,6 @@
 """Multifrontal sparse Cholesky for the matting system (``_matting_kernels.band_system``).
 
-``nested_dissection`` orders the unknown pixels so that the factor fills in
+``_ordering.nested_dissection`` orders the unknown pixels so that the factor fills in
 little, and ``solve`` factorises and solves with LAPACK/BLAS on dense fronts,
 independent subtrees side by side. Iterative solvers were measured and
 rejected: with pymatting's epsilon of 1e-7 the system is so ill-conditioned
@@ -176,84 +176,6 @@ def _subtrees(kid_ptr, kids, first, weight, parts):
         tasks.remove(k)
         tasks += list(kids[kid_ptr[k]:kid_ptr[k + 1]])
     return sorted(tasks, key=lambda t: -total[t])
-
-
-@nb.njit(cache=True, nogil=True)
-def _cut(y, x, smallest):
-    """Where to cut pixels (y, x): the axis and the 2-pixel-wide line across it that minimise
-    separator / (pixels before * pixels after), with at least `smallest` of them on each side.
-    A fixed cut at the median of the longer side crosses a ragged band (hair, fur) at its widest
-    as often as not; this finds its narrow places. Returns the coordinates along the chosen axis
-    and the line's first coordinate."""
-    n = y.shape[0]
-    best, best_c, best_cut = np.inf, y, -1
-    for c in (x, y):
-        c0 = c.min()
-        counts = np.bincount(c - c0)
-        before = 0
-        for t in range(counts.shape[0] - 1):
-            line = counts[t] + counts[t + 1]
-            after = n - before - line
-            if before >= smallest * n and after >= smallest * n and line / (before * after) < best:
-                best, best_c, best_cut = line / (before * after), c, t + c0
-            before += counts[t]
-    if best_cut < 0:  # too few pixels or too thin to cut with the balance asked: at the median
-        best_c = x if x.max() - x.min() >= y.max() - y.min() else y
-        best_cut = int(np.median(best_c))
-    return best_c, best_cut
-
-
-@nb.njit(cache=True, nogil=True)
-def _dissect(ys, xs, order, scratch, a, b, leaf, starts, ends, kids, count):
-    node = -1
-    if b - a > leaf:
-        y, x = ys[order[a:b]], xs[order[a:b]]
-        c, cut = _cut(y, x, 0.2)
-        lo, hi = np.sum(c < cut), np.sum(c >= cut + 2)
-        if lo > 0 and hi > 0:
-            i, j, k = 0, lo, lo + hi
-            for p in range(b - a):
-                if c[p] < cut:
-                    scratch[i] = order[a + p]
-                    i += 1
-                elif c[p] >= cut + 2:
-                    scratch[j] = order[a + p]
-                    j += 1
-                else:
-                    scratch[k] = order[a + p]
-                    k += 1
-            order[a:b] = scratch[:b - a]
-            first = _dissect(ys, xs, order, scratch, a, a + lo, leaf, starts, ends, kids, count)
-            second = _dissect(ys, xs, order, scratch, a + lo, a + lo + hi, leaf, starts, ends, kids, count)
-            node = count[0]
-            kids[node, 0], kids[node, 1] = first, second
-            starts[node], ends[node] = a + lo + hi, b
-            count[0] += 1
-    if node < 0:
-        node = count[0]
-        starts[node], ends[node] = a, b
-        count[0] += 1
-    return node
-
-
-def nested_dissection(ys, xs, leaf=64):
-    """Order pixels so that sparse Cholesky fills in little: split the set by
-    a 2-pixel-wide line across x or y (the 5x5 stencil cannot reach across
-    it) where it is narrow for the parts it leaves (``_cut``), recurse, put
-    the line last. Returns the order and
-    the elimination tree: node k owns order[starts[k]:ends[k]], its children are
-    kids[kid_ptr[k]:kid_ptr[k+1]], and nodes come in postorder.
-    """
-    n = len(ys)
-    order = np.arange(n, dtype=np.int64)
-    starts, ends = np.zeros(2 * n + 1, np.int64), np.zeros(2 * n + 1, np.int64)
-    kids, count = np.full((2 * n + 1, 2), -1, np.int64), np.zeros(1, np.int64)
-    ys, xs = ys.astype(np.int64), xs.astype(np.int64)
-    _dissect(ys, xs, order, np.empty(n, np.int64), 0, n, leaf, starts, ends, kids, count)
-    nodes = count[0]
-    kids = kids[:nodes]
-    kid_ptr = np.concatenate([[0], np.cumsum((kids >= 0).sum(axis=1))]).astype(np.int64)
-    return order, starts[:nodes], ends[:nodes], kid_ptr, kids[kids >= 0]
 
 
 @nb.njit(cache=True, nogil=True)

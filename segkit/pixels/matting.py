@@ -24,6 +24,7 @@ from scipy import ndimage, sparse
 from scipy.sparse.linalg import spsolve
 
 from . import _cholesky as cholesky, _matting_kernels as kernels
+from ._ordering import nested_dissection
 
 EPSILON = 1e-7  # pymatting's cf_laplacian default, which rembg uses
 # pymatting's kernels are numba ``parallel=True``. Where neither OpenMP nor TBB is
@@ -127,7 +128,7 @@ def _solve_alpha(image, trimap, precisions=(np.float32, np.float64)):
     # the rows of the unknown pixels read pixels up to 2 away (5x5 stencil)
     y0, x0 = max(ys.min() - 2, 0), max(xs.min() - 2, 0)
     y1, x1 = min(ys.max() + 3, height), min(xs.max() + 3, width)
-    order, starts, ends, kid_ptr, kids = cholesky.nested_dissection(ys - y0, xs - x0)
+    order, starts, ends, kid_ptr, kids = nested_dissection(ys - y0, xs - x0)
     ys, xs = ys[order], xs[order]
     idx = np.full((y1 - y0, x1 - x0), -1, np.int32)
     idx[ys - y0, xs - x0] = np.arange(len(ys), dtype=np.int32)
