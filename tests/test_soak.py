@@ -93,17 +93,24 @@ def test_soak_memory_and_disk_stay_bounded(tmp_path, photos, u2netp_path):
     finally:
         server.stop()
     quarter, half = len(rss) // 4, len(rss) // 2
+    steps, level = [], max(rss[:half])
+    for value in rss[half:]:
+        if value > level:
+            steps.append(value - level)
+            level = value
     print(f"\nsoak: {len(rss)} requests, RSS first-quarter max {max(rss[:quarter]):.0f} MB, first-half max "
-          f"{max(rss[:half]):.0f} MB, last-quarter max {max(rss[-quarter:]):.0f} MB, overall max {max(rss):.0f} MB; "
+          f"{max(rss[:half]):.0f} MB, last-quarter max {max(rss[-quarter:]):.0f} MB, overall max {max(rss):.0f} MB, "
+          f"second-half steps up {[round(step) for step in steps]} MB; "
           f"gradio temp {usage[-1][0]}, outputs {usage[-1][1]} (files, bytes)")
     assert len(rss) == REQUESTS, "time limit reached"
     assert not failures, failures[:5]
     assert max(rss[quarter:]) <= CEILING_MB
-    # Flat: no growth after the first half. onnxruntime's shared arena and the two C heaps keep what the
-    # heaviest overlap of requests needed (endpoints queue separately, so two can run at once), and with
-    # three clients that overlap may first come well after the first quarter: a step of up to ~120 MB
-    # from one such overlap, measured once in CI, is not a leak. A leak grows on through the second half.
-    assert max(rss[-quarter:]) <= max(rss[:half]) + 64
+    # Flat: no climb through the second half. onnxruntime's shared arena and the two C heaps keep what the
+    # heaviest overlap of requests so far needed (endpoints queue separately, so two can run at once), so
+    # resident memory is a high-water mark that one new overlap can step up at any time (CI runs: +121 MB
+    # after a 1351 MB first quarter; +81 MB after a 1361 MB first half), while a leak climbs request after
+    # request. So the second half may rise by one step of any size and by 64 MB more in all.
+    assert sum(steps) - max(steps, default=0) <= 64, f"resident memory climbed in steps of {steps} MB"
     outputs_bytes = [outputs[1] for _, outputs in usage]
     assert max(outputs_bytes) <= OUTPUT_MAX_MB * 2 ** 20 + 4 * 2 ** 20  # the limit, plus the request being written
     gradio_files = [gradio[0] for gradio, _ in usage]
