@@ -16,6 +16,7 @@ import pytest
 from onnx import TensorProto, helper
 
 import segkit
+from segkit.models import batching
 from segkit.models.batching import BatchingSession, batched_session, batches_faithfully, with_batch_axis
 from segkit.models.lookup import get_model
 from segkit.models.sessions import POOL, session_for
@@ -102,11 +103,12 @@ class _RecordsRuns:
 
 
 @pytest.mark.parametrize("fill_up", [True, False])
-def test_each_session_runs_one_batch_size_and_one_run_at_a_time(fill_up):
+def test_each_session_runs_one_batch_size_and_one_run_at_a_time(fill_up, monkeypatch):
     """A GPU session redoes its setup whenever a run's batch size changes (bench/RESULTS.md, GPU):
     lone inputs run on the file's own session, gathered ones on the free-batch session, filled up
     to the full batch on a GPU (``fill_up``); one run at a time (runs at once add up their memory);
     each caller still gets its own output."""
+    monkeypatch.setattr(batching, "LINGER_SECONDS", 10)  # a loaded machine starts a thread late; all come
     single, free = _RecordsRuns(), _RecordsRuns()
     _RecordsRuns.most_at_once = 0
     session = BatchingSession(single, max_batch=4, batched=lambda: free, fill_up=fill_up)
@@ -203,9 +205,10 @@ def test_batching_stays_off_on_the_cpu_by_default(monkeypatch):
         POOL.clear()
 
 
-def test_a_failed_gathered_run_falls_back_to_one_run_per_image(u2netp_path, caplog):
+def test_a_failed_gathered_run_falls_back_to_one_run_per_image(u2netp_path, caplog, monkeypatch):
     """The original file (batch pinned at 1) behind the gatherer: the run of three fails, as a batch
     too large for a GPU's memory would, and each image then runs alone and still gets its mask."""
+    monkeypatch.setattr(batching, "LINGER_SECONDS", 10)  # a loaded machine starts a thread late; all three come
     single = ort.InferenceSession(str(u2netp_path), providers=CPU)
     session = BatchingSession(single, max_batch=4)
     name = session.get_inputs()[0].name

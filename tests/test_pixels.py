@@ -146,7 +146,7 @@ def test_bands_cover_every_row_once_from_one_caller_or_several(rows, work, align
         for y0, y1 in seen[caller]:  # complete when in_bands returns
             assert y0 % align == 0 and y1 > y0
             covered[y0:y1] += 1
-        results[caller] = bool((covered == 1).all()) and (len(seen[caller]) > 1 or rows <= align)
+        results[caller] = bool((covered == 1).all()) and (len(seen[caller]) > 1 or rows <= align or callers > 1)
 
     results: dict[int, bool] = {}
     threads = [threading.Thread(target=call, args=(caller,)) for caller in range(callers)]
@@ -154,4 +154,30 @@ def test_bands_cover_every_row_once_from_one_caller_or_several(rows, work, align
         thread.start()
     for thread in threads:
         thread.join(timeout=30)
-    assert results == {caller: True for caller in range(callers)}
+    assert results == {caller: True for caller in range(callers)} and pixels._handed_out == 0
+
+
+def test_bands_split_less_while_the_cores_are_taken(monkeypatch):
+    """Images already spread over the cores (a GPU's gathered batch, 32 threads) gain nothing from more
+    bands and pay for each in the GIL: a call splits over the free cores only, and gives them back
+    when it returns or raises."""
+    monkeypatch.setattr(pixels, "_CORES", 4)
+    seen = []
+    pixels.in_bands(1857, 4_600_000, lambda y0, y1: seen.append((y0, y1)), 16)
+    assert len(seen) == 4 and pixels._handed_out == 0
+    monkeypatch.setattr(pixels, "_handed_out", 2)  # two bands of other images running
+    seen.clear()
+    pixels.in_bands(1857, 4_600_000, lambda y0, y1: seen.append((y0, y1)), 16)
+    assert len(seen) == 2 and pixels._handed_out == 2
+    monkeypatch.setattr(pixels, "_handed_out", 4)
+    seen.clear()
+    pixels.in_bands(1857, 4_600_000, lambda y0, y1: seen.append((y0, y1)), 16)
+    assert seen == [(0, 1857)] and pixels._handed_out == 4
+
+    def fails(y0, y1):
+        raise RuntimeError("a band failed")
+
+    monkeypatch.setattr(pixels, "_handed_out", 0)
+    with pytest.raises(RuntimeError, match="a band failed"):
+        pixels.in_bands(1857, 4_600_000, fails, 16)
+    assert pixels._handed_out == 0

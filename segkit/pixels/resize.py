@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Union
 
@@ -28,22 +29,32 @@ _LAYOUT = {"L": ("L", 1), "RGB": ("RGBX", 4), "RGBA": ("RGBA", 4)}  # Pillow's o
 _CORES = os.cpu_count() or 1
 _BANDS = ThreadPoolExecutor(max_workers=_CORES, thread_name_prefix="segkit-band")
 _MIN_BAND_WORK = 1_000_000  # multiply-adds: below this, handing out a band costs more than it saves
+_handed_out = 0  # bands running now, from every caller
+_handing_out = threading.Lock()
 _STRIP_ROWS = 4 * kernels.ROWS  # rows read from Pillow at a time: a few hundred KB, cache-sized
 _FILTERS = {Image.Resampling.LANCZOS: kernels.LANCZOS, Image.Resampling.BILINEAR: kernels.BILINEAR,
             Image.Resampling.BOX: kernels.BOX}
 
 
 def in_bands(rows: int, work: int, fill: Callable[[int, int], None], align: int = 1) -> None:
-    """Run ``fill(y0, y1)`` over ``rows`` split into bands, one per core at most and one per
+    """Run ``fill(y0, y1)`` over ``rows`` split into bands, one per free core at most and one per
     ``_MIN_BAND_WORK`` of ``work`` (multiply-adds: a pass's output values times its taps);
     bands start on multiples of ``align``. The kernels free the GIL."""
+    global _handed_out
     count = max(1, min(_CORES, work // _MIN_BAND_WORK, -(-rows // align)))
-    edges = [min(rows, round(rows * i / count / align) * align) for i in range(count)] + [rows]
-    bands = [(y0, y1) for y0, y1 in zip(edges[:-1], edges[1:]) if y1 > y0]
-    if len(bands) == 1:
-        fill(*bands[0])
-    else:
-        list(_BANDS.map(lambda band: fill(*band), bands))
+    with _handing_out:  # while other images' bands fill the cores (a GPU's gathered batch), split less
+        count = max(1, min(count, _CORES - _handed_out))
+        _handed_out += count
+    try:
+        edges = [min(rows, round(rows * i / count / align) * align) for i in range(count)] + [rows]
+        bands = [(y0, y1) for y0, y1 in zip(edges[:-1], edges[1:]) if y1 > y0]
+        if len(bands) == 1:
+            fill(*bands[0])
+        else:
+            list(_BANDS.map(lambda band: fill(*band), bands))
+    finally:
+        with _handing_out:
+            _handed_out -= count
 
 
 def row_reader(source: Source, rgb: bool = False) -> tuple[int, int, int, int, RowReader]:
