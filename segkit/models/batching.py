@@ -164,15 +164,12 @@ class BatchingSession:
             self._changed.notify_all()
             lead, self._gathering = not self._gathering, True
         while lead:
-            lead = self._gather_and_run(output_names, name)
+            with self._one_run:  # callers arriving meanwhile join the next run
+                lead = self._gather_and_run(output_names, name)
         return request.result.result()
 
     def _gather_and_run(self, output_names, name: str) -> bool:
         """Run one gathered batch; True if callers were left waiting with no one gathering."""
-        with self._one_run:  # callers arriving meanwhile join the next run
-            return self._gather_then_run(output_names, name)
-
-    def _gather_then_run(self, output_names, name: str) -> bool:
         deadline = time.monotonic() + LINGER_SECONDS
         with self._changed:
             while (len(self._waiting) < self._per_run and self._to_come
