@@ -141,21 +141,10 @@ def batch_sizes(model: str, repeat: int = 8) -> None:
     name = session.get_inputs()[0].name
     rng = np.random.default_rng(2)
     tensors = {n: rng.normal(size=(n, 3, 320, 320)).astype(np.float32) for n in (5, 8, 11, 16)}
-    for tensor in tensors.values():
-        session.run(None, {name: tensor})
-
-    def ms(sizes) -> list[float]:
-        out = []
-        for n in sizes:
-            start = time.perf_counter()
-            session.run(None, {name: tensors[n]})
-            out.append((time.perf_counter() - start) * 1000)
-        return out
-
-    same, changing = ms([16] * repeat), ms([5, 8, 11, 16] * (repeat // 4))
-    print(f"\n{model}, free batch size, ms a run (median): 16 every run {np.median(same):.1f}; "
-          f"5, 8, 11, 16 in turn {np.median(changing):.1f} "
-          f"(the 16-image runs among them: {np.median(changing[3::4]):.1f})", flush=True)
+    same = median_ms(lambda: session.run(None, {name: tensors[16]}), repeat)
+    in_turn = interleaved({n: lambda t=t: session.run(None, {name: t}) for n, t in tensors.items()}, repeat, settle=0)
+    print(f"\n{model}, free batch size, ms a run (median): 16 every run {same:.1f}; 5, 8, 11, 16 in turn "
+          + ", ".join(f"{seconds * 1000:.1f}" for seconds, _ in in_turn.values()), flush=True)
 
 
 def median_ms(fn, repeat: int) -> float:
