@@ -1,7 +1,8 @@
 """Session memory settings side by side: onnxruntime's default (an arena per session, with a
 memory pattern per input shape) against segkit's (one shared CPU arena, no patterns).
 Speed interleaved in one process with bit-identical outputs checked; resident memory with
-u2netp and u2net loaded and run, one fresh process per setting.
+u2netp and u2net loaded and run, one fresh process per setting. Then two threads running one
+model at once, free and queued as segkit's CPU sessions queue them (``OneRunAtATime``).
 
     python -m bench.session_arena [--runs 15]
 """
@@ -19,7 +20,7 @@ import onnxruntime as ort
 
 import segkit
 from segkit.models import sessions
-from segkit.models.registry import get_model
+from segkit.models.lookup import get_model
 from segkit.models.weights import model_path
 
 MODELS = [m for m in ("u2netp", "u2net") if segkit.is_cached(m)]
@@ -65,6 +66,38 @@ def memory(shared: bool) -> float:
     return float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
 
 
+OVERLAP = """
+import sys, threading, time
+import bench.session_arena as b
+from segkit.models import sessions
+from segkit.models.lookup import get_model
+from segkit.models.weights import model_path
+
+spec = get_model(sys.argv[1])
+queued = sessions.build_session(model_path(spec), spec)
+s = queued if sys.argv[2] == "queued" else queued.session
+s.run(None, b.feed(s))
+before = int(next(l.split()[1] for l in open("/proc/self/status") if l.startswith("VmRSS:")))
+start = time.perf_counter()
+for _ in range(int(sys.argv[3])):
+    pair = [threading.Thread(target=s.run, args=(None, b.feed(s))) for _ in range(2)]
+    [t.start() for t in pair]
+    [t.join() for t in pair]
+hwm = int(next(l.split()[1] for l in open("/proc/self/status") if l.startswith("VmHWM:")))
+print((time.perf_counter() - start) / int(sys.argv[3]), (hwm - before) / 1024)
+"""
+
+
+def overlap(model: str, pairs: int) -> str:
+    """Two runs started together, ``pairs`` times, in a fresh process per way: seconds a pair, MB gained."""
+    row = [model]
+    for way in ("free", "queued"):
+        out = subprocess.run([sys.executable, "-c", OVERLAP, model, way, str(pairs)], capture_output=True, text=True,
+                             check=True).stdout.split()
+        row += [f"{float(out[0]):.2f} s", f"{float(out[1]):.0f} MB"]
+    return "| " + " | ".join(row) + " |"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=15)
@@ -74,6 +107,9 @@ def main() -> None:
         print(speed(model, args.runs), flush=True)
     print(f"\nresident MB with {' and '.join(MODELS)} loaded and run: default {memory(False):.0f}, "
           f"segkit {memory(True):.0f}")
+    print("\ntwo threads, one model: | model | at once, a pair | peak gained | queued, a pair | peak gained |")
+    for model in MODELS:
+        print(overlap(model, 5), flush=True)
 
 
 if __name__ == "__main__":

@@ -120,6 +120,18 @@ def test_sessions_are_evicted_by_weight_memory(u2netp_path):
     assert roomy.loaded() == ["u2netp", "u2netp-copy"]
 
 
+def test_a_batching_session_counts_its_second_copy_of_the_weights(u2netp_path, monkeypatch):
+    """Batched runs hold the weights twice (the file's session and the free-batch one): the
+    memory budget counts both, so 12 MB holds two u2netp sessions (4.6 MB) but one batching one."""
+    u2netp = get_model("u2netp")
+    for per_run, kept in (("1", ["u2netp", "u2netp-copy"]), ("2", ["u2netp-copy"])):
+        monkeypatch.setenv("SEGKIT_NETWORK_BATCH", per_run)
+        pool = SessionPool(max_live=5, memory_mb=12)
+        pool.get(u2netp, weights.model_path)
+        pool.get(replace(u2netp, name="u2netp-copy"), weights.model_path)
+        assert pool.loaded() == kept
+
+
 def test_models_are_grouped_by_purpose_with_licence_and_size(cache):
     names = [name for _, name in catalog.model_choices()]
     groups = [get_model(n).group for n in names]

@@ -1,9 +1,11 @@
 """Sessions are lazy, built once under a race, reused, bounded, and quiet about CUDA."""
 
+import os
 import subprocess
 import sys
 import threading
 
+import numpy as np
 import onnxruntime as ort
 import pytest
 
@@ -50,6 +52,31 @@ def test_lru_bounds_live_sessions(u2netp_path):
     assert pool.loaded() == ["u2netp-copy"]
     assert pool.get(u2netp, model_path) is not first  # rebuilt after eviction
     assert pool.created["u2netp"] == 2
+
+
+@pytest.mark.skipif(segkit.device() != "CPU" or (os.cpu_count() or 1) < 2, reason="CPU sessions on 2+ cores")
+def test_cpu_runs_that_take_every_core_queue_and_one_thread_runs_do_not(u2netp_path, monkeypatch):
+    """Two runs at once on every core only share the cores and double the arena's memory, so a
+    run waits while another holds the cores; the video path's one-thread runs go side by side."""
+    from segkit.models import sessions
+
+    monkeypatch.delenv("SEGKIT_THREADS", raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    spec = get_model("u2netp")
+    every_core, one_thread = sessions.build_session(u2netp_path, spec), sessions.session_side_by_side(spec, 2)
+    feed = {every_core.get_inputs()[0].name: np.zeros((1, 3, 320, 320), np.float32)}
+
+    def finishes_while_the_cores_are_taken(session) -> bool:
+        run = threading.Thread(target=session.run, args=(None, feed))
+        with sessions._CORES_IN_USE:
+            run.start()
+            run.join(10)
+            finished = not run.is_alive()
+        run.join(60)
+        return finished
+
+    assert isinstance(every_core, sessions.OneRunAtATime) and not finishes_while_the_cores_are_taken(every_core)
+    assert finishes_while_the_cores_are_taken(one_thread)
 
 
 def test_device_detection_is_quiet_and_sessions_use_the_device_it_names():
@@ -104,7 +131,7 @@ def test_a_session_that_falls_back_to_the_cpu_runs_as_a_cpu_one(monkeypatch, cap
     assert segkit.device() == "CUDA"
     session, _ = sessions.open_model(get_model("u2netp"), u2netp_path)
     assert "CUDA did not start" in caplog.text
-    assert isinstance(session, ort.InferenceSession) and session.get_providers() == ["CPUExecutionProvider"]
+    assert isinstance(session, sessions.OneRunAtATime) and session.get_providers() == ["CPUExecutionProvider"]
     assert segkit.device() == "CPU"
     caplog.clear()
     sessions.build_session(u2netp_path, get_model("u2netp"))

@@ -105,10 +105,33 @@ def _session_options(threads: int | None = None) -> ort.SessionOptions:
     # Threads spin while a run lasts (waking them between its many small operators costs more) and
     # stop as it ends, so they don't take the cores the resize/cutout stages need next (bench/RESULTS.md).
     options.add_session_config_entry("session.force_spinning_stop", "1")
-    threads = os.getenv("SEGKIT_THREADS") or os.getenv("OMP_NUM_THREADS") or threads
-    if threads:
-        options.intra_op_num_threads = int(threads)
+    if threads := _threads(threads):
+        options.intra_op_num_threads = threads
     return options
+
+
+def _threads(asked: int | None) -> int | None:
+    """A session's CPU threads: the environment's setting, else ``asked``, else None (every core)."""
+    return int(os.getenv("SEGKIT_THREADS") or os.getenv("OMP_NUM_THREADS") or asked or 0) or None
+
+
+_CORES_IN_USE = threading.Lock()
+
+
+class OneRunAtATime:
+    """A CPU session whose runs each take every core. Runs at once would only share the cores,
+    and each would hold its activations in the shared arena, so they queue: two requests
+    overlapping in the app finish sooner and hold one run's memory (bench/RESULTS.md)."""
+
+    def __init__(self, session: ort.InferenceSession):
+        self.session = session
+
+    def run(self, *args, **kwargs):
+        with _CORES_IN_USE:
+            return self.session.run(*args, **kwargs)
+
+    def __getattr__(self, name: str):
+        return getattr(self.session, name)
 
 
 CUDNN_SEARCHES = ("HEURISTIC", "EXHAUSTIVE", "DEFAULT")
@@ -138,7 +161,8 @@ def build_session(path: Path, spec: ModelSpec, threads: int | None = None,
                   contents: bytes | None = None) -> ort.InferenceSession:
     """Create one session, falling back to CPU when CUDA was chosen but does not start;
     ``threads`` caps its CPU threads (the environment's setting wins); ``contents``, where
-    given, is the model at ``path`` rewritten in memory.
+    given, is the model at ``path`` rewritten in memory. A CPU session on every core comes
+    as ``OneRunAtATime``.
     A person's own file that does not load, or takes the wrong input, is their input error."""
     chosen = list(providers())
     try:
@@ -162,6 +186,9 @@ def build_session(path: Path, spec: ModelSpec, threads: int | None = None,
         from .custom import check_input
 
         check_input(spec, session.get_inputs()[0].shape)
+    cores = os.cpu_count() or 1
+    if session.get_providers()[0] == "CPUExecutionProvider" and (_threads(threads) or cores) >= cores:
+        return OneRunAtATime(session)
     return session
 
 
@@ -174,9 +201,10 @@ def open_model(spec: ModelSpec, path: Path):
         return SamModel(build_session(path, spec), build_session(decoder, spec)), _mb(path) + _mb(decoder)
     session = build_session(path, spec)
     on_gpu = "CUDAExecutionProvider" in session.get_providers()
-    if (per_run := network_batch(on_gpu)) > 1:
+    if (per_run := network_batch(on_gpu)) > 1:  # a second copy of the weights: the free-batch session
         session = BatchingSession(session, per_run, lambda: batched_session(
             path, lambda contents: build_session(path, spec, contents=contents)), fill_up=on_gpu)
+        return session, 2 * _mb(path)
     return session, _mb(path)
 
 
@@ -218,7 +246,8 @@ class SessionPool:
             return session
 
     def _next_mb(self, spec: ModelSpec) -> float:
-        return spec.download_mb if not spec.user_file else spec.weights.size_mb
+        copies = 2 if network_batch(device() == "CUDA") > 1 and spec.output != "prompted" else 1
+        return copies * (spec.download_mb if not spec.user_file else spec.weights.size_mb)
 
     def _evict(self, incoming_mb: float, keep: int) -> None:
         """Drop least recently used sessions until at most ``keep`` remain and, with the incoming
