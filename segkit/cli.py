@@ -16,30 +16,37 @@ from tqdm import tqdm
 from . import options as declared_options
 from . import warmup
 from .batch import preload, process
-from .errors import SegkitError
+from .errors import InvalidInputError, SegkitError
 from .io.decode import IMAGE_SUFFIXES
-from .io.encode import output_name, save_png
+from .io.encode import distinct_outputs, output_name, save_png
 from .models import catalog
 from .models.lookup import get_model
 from .models.weights import is_cached, licence_notice, model_path
 from .options import Options
 from .scale import ray_job
-from .video.formats import FORMATS as VIDEO_FORMATS, VIDEO_SUFFIXES
+from .video.formats import DEFAULT_FORMAT, FORMATS as VIDEO_FORMATS, VIDEO_SUFFIXES
 
 MEDIA_SUFFIXES = IMAGE_SUFFIXES | VIDEO_SUFFIXES
 
 
-def collect_inputs(paths: list[str]) -> list[tuple[Path, Path]]:
-    """(input file, output path relative to -o) pairs; folders keep their structure."""
-    pairs = []
+def collect_inputs(paths: list[str], video_format: str = DEFAULT_FORMAT) -> list[tuple[Path, Path]]:
+    """(input file, output path relative to -o) pairs; folders keep their structure, photos
+    become .png and videos ``video_format``, and no two inputs write one file."""
+    found = []
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            for file in sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in MEDIA_SUFFIXES):
-                pairs.append((file, Path(output_name(file.as_posix(), path.as_posix()))))
+            files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in MEDIA_SUFFIXES)
+            found += [(file, path.as_posix()) for file in files]
         else:
-            pairs.append((path, Path(output_name(path.as_posix(), None))))
-    return pairs
+            found.append((path, None))
+    named = [(file.as_posix(), output_name(file.as_posix(), folder, _output_suffix(file, video_format)))
+             for file, folder in found]
+    return [(Path(file), Path(name)) for file, name in distinct_outputs(named)]
+
+
+def _output_suffix(file: Path, video_format: str) -> str:
+    return f".{video_format}" if file.suffix.lower() in VIDEO_SUFFIXES else ".png"
 
 
 def add_option_flags(parser: argparse.ArgumentParser) -> None:
@@ -81,11 +88,15 @@ def _remove(args: argparse.Namespace) -> int:
         from .scale.ray_job import main_from_args  # Ray loads only for --ray
 
         return main_from_args(args, values)
-    pairs = collect_inputs(args.inputs)
+    pairs = collect_inputs(args.inputs, args.format or DEFAULT_FORMAT)
     if not pairs:
         print("error: no image or video files found in the given inputs", file=sys.stderr)
         return 2
     out_dir = Path(args.output)
+    for source, relative in pairs:  # before any work: a rerun into the input's own folder must not eat it
+        if (out_dir / relative).resolve() == source.resolve():
+            raise InvalidInputError(f"{source}: its cutout would be written over it; choose another output folder",
+                                    subject=str(source))
     _fetch(values["model"], args.quiet)
     preload(values["model"])
     failed = 0

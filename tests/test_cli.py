@@ -93,3 +93,32 @@ def test_bad_option_values_are_named_before_any_image_is_read(tmp_path):
         run = run_cli("remove", tmp_path / "missing.png", "-o", tmp_path / "o", f"{flags[name]}={value}")
         assert run.returncode == 2 and re.search(must, run.stderr.splitlines()[-1].removeprefix("error: ")), (
             name, value, run.stderr[-300:])
+
+
+def test_no_input_is_lost_to_a_shared_output_name_or_written_over(tmp_path, photos, u2netp_path):
+    """photo.jpg and photo.webp would both become photo.png: each keeps its suffix in the name
+    instead. What that cannot separate, and a cutout that would replace its own photo, stop the
+    run before any work, naming the files."""
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    small = Image.fromarray(photos["chelsea"]).resize((90, 60))
+    small.save(inputs / "cat.jpg")
+    small.save(inputs / "CAT.webp")  # the same name where case does not count (macOS, Windows)
+    small.resize((60, 90)).save(inputs / "tall.png")
+    out = tmp_path / "out"
+    run = run_cli("remove", inputs, "-o", out, "-q")
+    assert run.returncode == 0, run.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["CAT.webp.png", "cat.jpg.png", "tall.png"]
+    assert Image.open(out / "tall.png").size == (60, 90) and "3 of 3 images written" in run.stderr
+
+    (tmp_path / "other").mkdir()
+    small.save(tmp_path / "other" / "cat.jpg")
+    run = run_cli("remove", inputs / "cat.jpg", tmp_path / "other" / "cat.jpg", "-o", tmp_path / "out2", "-q")
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    assert f"{inputs / 'cat.jpg'} and {tmp_path / 'other' / 'cat.jpg'} would both be written to cat.png" in run.stderr
+    assert not (tmp_path / "out2").exists()
+
+    before = (inputs / "tall.png").read_bytes()
+    run = run_cli("remove", inputs, "-o", inputs, "-q")
+    assert run.returncode == 2 and "tall.png: its cutout would be written over it" in run.stderr
+    assert (inputs / "tall.png").read_bytes() == before and len(list(inputs.iterdir())) == 3

@@ -93,3 +93,19 @@ def test_segkit_imports_without_ray_and_ray_flag_says_how_to_install(tmp_path):
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert run.returncode == 2, run.stderr
     assert "pip install -r requirements-ray.txt" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_ray_names_outputs_as_the_plain_cli_does_and_never_over_an_input(photo_folder):
+    """The same distinct names as ``python -m segkit remove`` (photo.jpg and photo.webp keep their
+    suffixes), and a job writing into the folder it reads stops before Ray starts."""
+    from segkit.errors import InvalidInputError
+    from segkit.scale import ray_job
+
+    pytest.importorskip("ray", reason="pip install -r requirements-ray.txt")
+    (photo_folder / "people" / "cup.jpg").write_bytes((photo_folder / "cat.png").read_bytes())
+    _, pairs, _ = ray_job.list_inputs([str(photo_folder)])
+    plain = {path.as_posix(): name.as_posix() for path, name in cli.collect_inputs([str(photo_folder)])}
+    assert {path: name for path, name in pairs} == plain
+    assert {"people/cup.jpg.png", "people/cup.webp.png", "cat.png"} <= set(plain.values())
+    with pytest.raises(InvalidInputError, match="broken.png: its cutout would be written over it"):
+        ray_job.run([str(photo_folder)], str(photo_folder))

@@ -12,9 +12,12 @@ import os
 import re
 import shutil
 import zipfile
+from collections import Counter
 from pathlib import Path, PurePosixPath
 
 from PIL import Image
+
+from ..errors import InvalidInputError
 
 PNG_COMPRESS_LEVEL = 1
 
@@ -50,9 +53,33 @@ def write_zip(files: list[Path], path: str | os.PathLike) -> None:
                 shutil.copyfileobj(source, target)
 
 
-def output_name(file: str, folder: str | None) -> str:
+def output_name(file: str, folder: str | None, suffix: str = ".png") -> str:
     """Where a cutout goes, relative to the output folder: a file found under a folder keeps its
-    place in it, a file named alone keeps its name, the suffix becomes .png. On POSIX paths, so
-    that it holds for s3:// and gs:// keys too (the CLI and the Ray job share it)."""
+    place in it, a file named alone keeps its name, the suffix becomes ``suffix``. On POSIX paths,
+    so that it holds for s3:// and gs:// keys too (the CLI and the Ray job share it)."""
     relative = PurePosixPath(file).relative_to(folder) if folder else PurePosixPath(PurePosixPath(file).name)
-    return relative.with_suffix(".png").as_posix()
+    return relative.with_suffix(suffix).as_posix()
+
+
+def distinct_outputs(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The (input, output name) pairs with no file written twice. Where several inputs would
+    write one name (photo.jpg and photo.webp both to photo.png), each keeps its own suffix in
+    it (photo.jpg.png, photo.webp.png): the names stay the same from run to run, which reruns
+    that skip finished outputs rely on. Names are compared ignoring case, as macOS and Windows
+    file systems do; an input given twice is done once. Two inputs that still meet (one file
+    name from two folders, each given alone) are an error before any work."""
+    pairs = list(dict.fromkeys(pairs))
+    shared = Counter(name.casefold() for _, name in pairs)
+    kept = [(file, _keeping_suffix(name, file) if shared[name.casefold()] > 1 else name) for file, name in pairs]
+    first: dict[str, str] = {}
+    for (file, name), (_, kept_name) in zip(pairs, kept):
+        if (other := first.setdefault(kept_name.casefold(), file)) != file:
+            hint = "give the folder that holds them, or run them one at a time"
+            raise InvalidInputError(f"{other} and {file} would both be written to {name}: {hint}", subject=file,
+                                    hint=hint)
+    return kept
+
+
+def _keeping_suffix(name: str, file: str) -> str:
+    path = PurePosixPath(name)
+    return path.with_name(path.stem + PurePosixPath(file).suffix + path.suffix).as_posix()

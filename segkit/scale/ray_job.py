@@ -14,6 +14,7 @@ import argparse
 import json
 import logging
 import os
+import posixpath
 import sys
 import time
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from pathlib import PurePosixPath
 from ..batch import preload, process
 from ..errors import InvalidInputError
 from ..io.decode import IMAGE_SUFFIXES
-from ..io.encode import output_name, save_png
+from ..io.encode import distinct_outputs, output_name, save_png
 from ..options import Options
 
 INSTALL_HINT = "--ray needs Ray: pip install -r requirements-ray.txt"
@@ -80,7 +81,7 @@ def list_inputs(inputs: list[str]):
             missing.append((raw, "no such file or folder"))
         else:
             pairs.append((path, output_name(path, None)))
-    return filesystem, pairs, missing
+    return filesystem, distinct_outputs(pairs), missing
 
 
 def existing_outputs(output: str) -> set[str]:
@@ -205,6 +206,11 @@ def run(inputs: list[str], output: str, *, address: str | None = None, workers: 
     source_fs, pairs, failed = list_inputs(inputs)
     if not pairs and not failed:
         raise InvalidInputError("no image files found in the given inputs")
+    target_fs, root = open_location(output)
+    for path, name in pairs:
+        if target_fs.type_name == source_fs.type_name and posixpath.join(root, name) == path:
+            raise InvalidInputError(f"{path}: its cutout would be written over it; choose another output folder",
+                                    subject=path)
     there = existing_outputs(output)
     todo = [(p, n) for p, n in pairs if not all(t in there for t in targets(n, only_mask, write_masks))]
     ray_failed = []
