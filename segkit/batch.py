@@ -44,7 +44,8 @@ def process(images: Any, *, progress: ProgressFn = None, **options: Unpack[Optio
     A bad image yields a ``Result`` with ``error`` set; the others still finish.
     Bad options and unavailable models raise at once (they affect every image),
     before any image is decoded. ``progress(fraction, text)`` hears each image's
-    stages, with the time left once an image is done.
+    stages, with the time left once an image is done; an exception it raises
+    stops the batch and reaches the caller as it was raised.
     """
     settings = Options.of(**options)
     items, _ = as_batch(images)
@@ -52,12 +53,24 @@ def process(images: Any, *, progress: ProgressFn = None, **options: Unpack[Optio
         return []
     session = session_for(settings.spec, progress)
     clock = _Clock(len(items), progress)
-    if isinstance(session, BatchingSession) and len(items) > 1 and session.batches():
-        results = _gathered(items, settings, session, clock)
-    else:
-        results = [_run_one(item, index, settings, session, clock) for index, item in enumerate(items)]
-    clock.report(len(items), "done")
+    try:
+        if isinstance(session, BatchingSession) and len(items) > 1 and session.batches():
+            results = _gathered(items, settings, session, clock)
+        else:
+            results = [_run_one(item, index, settings, session, clock) for index, item in enumerate(items)]
+        clock.report(len(items), "done")
+    except _ProgressRaised as stop:
+        raise stop.error from None
     return results
+
+
+class _ProgressRaised(BaseException):
+    """The caller's ``progress`` raised: that stops the batch, and is no image's failure
+    (a BaseException, so that the per-image ``except Exception`` lets it through)."""
+
+    def __init__(self, error: Exception):
+        super().__init__(error)
+        self.error = error
 
 
 def _gathered(items: list, settings: Options, session: BatchingSession, clock: "_Clock") -> list[Result]:
@@ -108,7 +121,7 @@ class _Clock:
         if not self.progress:
             return
         if stage == "done":
-            self.progress(1.0, "done")
+            self._tell(1.0, "done")
             return
         step = self.STAGES.index(stage) / len(self.STAGES) if stage in self.STAGES else 0.0
         text = f"image {index + 1} of {self.total}: {stage}"
@@ -117,7 +130,13 @@ class _Clock:
         with self._counting:
             self._advance(index, step)
             fraction = self._sum / self.total
-        self.progress(fraction, text)
+        self._tell(fraction, text)
+
+    def _tell(self, fraction: float, text: str) -> None:
+        try:
+            self.progress(fraction, text)
+        except Exception as exc:  # noqa: BLE001 - the caller's own error, handed back by process()
+            raise _ProgressRaised(exc) from exc
 
     def finished(self, index: int) -> None:
         with self._counting:

@@ -103,6 +103,25 @@ def test_progress_reports_every_image(photos, monkeypatch):
     assert [f for f, _ in seen] == sorted(f for f, _ in seen)  # it only moves forward
 
 
+def test_a_progress_callback_that_raises_stops_the_batch_with_its_own_error(photos, caplog):
+    """A caller stops a batch by raising from ``progress``: the error comes back as raised,
+    the images after it are not started, and no image is logged as failed."""
+    class Stop(Exception):
+        pass
+
+    stop, heard = Stop("enough"), []
+
+    def progress(fraction, message):
+        heard.append(message)
+        if message.startswith("image 2 of 3: network"):
+            raise stop
+
+    with pytest.raises(Stop) as raised:
+        segkit.process([photos["coffee"][::4, ::4]] * 3, progress=progress)
+    assert raised.value is stop and not any(m.startswith("image 3") for m in heard)
+    assert "failed unexpectedly" not in caplog.text
+
+
 def test_a_batch_gives_each_image_its_single_image_result(photos):
     """The batch runner returns exactly what each image gets on its own; a bad file
     in the middle costs only itself."""
