@@ -19,6 +19,8 @@ OTHER_BAD = {
     "empty array": (np.zeros((0, 8, 3), np.uint8), "no pixels"),
     "object": (object(), "unsupported input type"),
     "missing file": ("/nonexistent/photo.jpg", "file not found"),
+    "empty file name": ("", "empty file name"),
+    "URL": ("https://example.com/photo.jpg", "a URL, not a file; fetch it with segkit.fetch_url()"),
 }
 
 
@@ -45,7 +47,8 @@ def test_bad_objects_are_refused_with_a_clear_message(name, photos):
     with pytest.raises(segkit.InvalidInputError) as info:
         segkit.segment([photos["coffee"], data])
     assert problem in str(info.value)
-    assert str(info.value).startswith("photo.jpg" if name == "missing file" else "image #2")
+    start = {"missing file": "photo.jpg", "URL": "https://example.com/photo.jpg"}.get(name, "image #2")
+    assert str(info.value).startswith(start)
 
 
 def test_exif_orientations_rotate_the_content_too():

@@ -45,7 +45,7 @@ def is_tensor(obj: Any) -> bool:
 def describe(obj: Any, index: int) -> str:
     """A short name for an input: its file name where it has one."""
     if isinstance(obj, (str, os.PathLike)):
-        return os.path.basename(os.fspath(obj)) or os.fspath(obj)
+        return os.path.basename(os.fspath(obj)) or os.fspath(obj) or f"image #{index + 1}"
     name = getattr(obj, "filename", "") or getattr(obj, "name", "")
     if isinstance(name, str) and name:
         return os.path.basename(name)
@@ -136,6 +136,11 @@ def decode(obj: Any, index: int = 0, label: str = "") -> Decoded:
         img = _open_encoded(obj, label)
     elif isinstance(obj, (str, os.PathLike)):
         path = Path(obj)
+        if not os.fspath(obj):
+            raise InvalidInputError(f"{label}: empty file name")
+        if isinstance(obj, str) and obj.split("://")[0].lower() in ("http", "https") and not path.exists():
+            raise InvalidInputError(f"{obj}: a URL, not a file; fetch it with segkit.fetch_url() and pass "
+                                    "the bytes it returns")
         if path.is_file() and path.stat().st_size == 0:
             raise InvalidInputError(f"{label}: empty file (0 bytes)")
         img = _open_encoded(path, label)
