@@ -58,7 +58,7 @@ def add_option_flags(parser: argparse.ArgumentParser) -> None:
         else:
             metavar = "MODEL" if control.choices else None
             parser.add_argument(*flags, dest=f.name, default=f.default, metavar=metavar,
-                                help=f"{control.help} (default: {f.default})")
+                                help=control.help + (f" (default: {f.default})" if f.default is not None else ""))
 
 
 def options_from(args: argparse.Namespace) -> dict:
