@@ -125,7 +125,8 @@ def _remove(args: argparse.Namespace) -> int:
         target.parent.mkdir(parents=True, exist_ok=True)
         save_png(result.mask if args.only_mask else result.cutout, target)
     done = len(pairs) - failed
-    print(f"{done} of {len(pairs)} images written to {out_dir}" + (f", {failed} failed" if failed else ""),
+    kind = "files" if any(source.suffix.lower() in VIDEO_SUFFIXES for source, _ in pairs) else "images"
+    print(f"{done} of {len(pairs)} {kind} written to {out_dir}" + (f", {failed} failed" if failed else ""),
           file=sys.stderr)
     return 1 if failed else 0
 
