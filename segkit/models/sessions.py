@@ -120,8 +120,10 @@ _CORES_IN_USE = threading.Lock()
 
 class OneRunAtATime:
     """A CPU session whose runs each take every core. Runs at once would only share the cores,
-    and each would hold its activations in the shared arena, so they queue: two requests
-    overlapping in the app finish sooner and hold one run's memory (bench/RESULTS.md)."""
+    and each would hold its activations in the shared arena, so they queue, across models too:
+    two requests overlapping in the app finish sooner and hold one run's memory (bench/RESULTS.md;
+    a queue per model let u2netp and u2net overlap, and the soak's memory rose past the old level).
+    The price: a slow model's run (BiRefNet on a CPU, tens of seconds) holds up the others."""
 
     def __init__(self, session: ort.InferenceSession):
         self.session = session
