@@ -1,5 +1,6 @@
 """Sessions are lazy, built once under a race, reused, bounded, and quiet about CUDA."""
 
+import copy
 import os
 import subprocess
 import sys
@@ -77,6 +78,7 @@ def test_cpu_runs_that_take_every_core_queue_and_one_thread_runs_do_not(u2netp_p
 
     assert isinstance(every_core, sessions.OneRunAtATime) and not finishes_while_the_cores_are_taken(every_core)
     assert finishes_while_the_cores_are_taken(one_thread)
+    assert copy.copy(every_core).get_inputs() == every_core.get_inputs()  # a copy delegates too (no recursion)
 
 
 def test_device_detection_is_quiet_and_sessions_use_the_device_it_names():

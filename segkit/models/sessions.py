@@ -132,7 +132,9 @@ class OneRunAtATime:
         with _CORES_IN_USE:
             return self.session.run(*args, **kwargs)
 
-    def __getattr__(self, name: str):
+    def __getattr__(self, name: str):  # get_inputs, get_providers... as the session has them
+        if name == "session":  # not set yet (a copy being made): no recursion
+            raise AttributeError(name)
         return getattr(self.session, name)
 
 
