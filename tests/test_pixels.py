@@ -6,6 +6,9 @@ with ``Image.composite``, so any difference here would move segkit's masks.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -181,3 +184,34 @@ def test_bands_split_less_while_the_cores_are_taken(monkeypatch):
     with pytest.raises(RuntimeError, match="a band failed"):
         pixels.in_bands(1857, 4_600_000, fails, 16)
     assert pixels._handed_out == 0
+
+
+def _vm_flags(array: np.ndarray) -> list[str]:
+    """The kernel's flags for the mapping that holds the middle of ``array`` (/proc/self/smaps;
+    numpy's advice starts at a page boundary, which splits the mapping)."""
+    address, flags, inside = array.ctypes.data + array.nbytes // 2, [], False
+    with open("/proc/self/smaps") as smaps:
+        for line in smaps:
+            head = line.split()[0]
+            if "-" in head and not head.endswith(":"):
+                start, end = (int(part, 16) for part in head.split("-"))
+                inside = start <= address < end
+            elif inside and head == "VmFlags:":
+                flags = line.split()[1:]
+    return flags
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/smaps"), reason="reads Linux's /proc/self/smaps")
+def test_full_size_results_do_not_ask_for_huge_pages_and_leave_numpys_switch_as_it_was():
+    """Where memory is fragmented, the first touch of a huge-page-advised array makes the kernel
+    compact memory (a fresh 4.6 MP cutout: several times slower, bench/RESULTS.md). numpy asks for
+    huge pages on arrays of 4 MB and more; full_size does not, and puts numpy's switch back, also
+    with threads allocating at once."""
+    size = (64 << 20,)  # past malloc's mmap threshold: a mapping of its own
+    plain = np.empty(size, np.uint8)
+    if "hg" not in _vm_flags(plain):
+        pytest.skip("numpy does not ask this kernel for huge pages")
+    assert "hg" not in _vm_flags(pixels.full_size(size))
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda _: pixels.full_size((5 << 20,)), range(64)))
+    assert "hg" in _vm_flags(np.empty(size, np.uint8))

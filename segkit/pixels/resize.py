@@ -32,8 +32,24 @@ _MIN_BAND_WORK = 1_000_000  # multiply-adds: below this, handing out a band cost
 _handed_out = 0  # bands running now, from every caller
 _handing_out = threading.Lock()
 _STRIP_ROWS = 4 * kernels.ROWS  # rows read from Pillow at a time: a few hundred KB, cache-sized
+# numpy's switch, read only at allocation; toggled under a lock so that it is always put back
+_ask_for_huge_pages = getattr(np._core.multiarray, "_set_madvise_hugepage", lambda asked: asked)
+_huge_pages_asked = threading.Lock()
 _FILTERS = {Image.Resampling.LANCZOS: kernels.LANCZOS, Image.Resampling.BILINEAR: kernels.BILINEAR,
             Image.Resampling.BOX: kernels.BOX}
+
+
+def full_size(shape: tuple[int, ...], dtype=np.uint8) -> np.ndarray:
+    """``np.empty`` for a full-resolution result, without numpy's request for transparent huge
+    pages on it (``madvise``, for arrays of 4 MB and more). Where a server's memory is fragmented
+    by other work, the kernel compacts memory on the first touch of each such page: a fresh
+    4.6 MP cutout took several times as long to write (bench/RESULTS.md)."""
+    with _huge_pages_asked:
+        asked = _ask_for_huge_pages(False)
+        try:
+            return np.empty(shape, dtype)
+        finally:
+            _ask_for_huge_pages(asked)
 
 
 def in_bands(rows: int, work: int, fill: Callable[[int, int], None], align: int = 1) -> None:
@@ -118,7 +134,7 @@ def resize_exact(source: Source, size: tuple[int, int], method=Image.Resampling.
     if out_w != width:  # horizontal pass over only the source rows the vertical pass reads
         col_bounds, col_taps = _coefficients(width, out_w, kind)
         channels = used  # the horizontal pass leaves padding and unwanted alpha behind
-        rows = np.empty((last - first, out_w, channels), np.uint8)
+        rows = full_size((last - first, out_w, channels))
 
         def horizontal(y0, y1):
             for s0, s1 in _strips(y0, y1):
@@ -128,7 +144,7 @@ def resize_exact(source: Source, size: tuple[int, int], method=Image.Resampling.
     else:
         rows = read(0, height)
     if out_h != height:
-        out = np.empty((out_h, out_w * channels), np.uint8)
+        out = full_size((out_h, out_w * channels))
         flat, row_bounds = rows.reshape(rows.shape[0], -1), row_bounds - (first, 0)  # ``rows`` starts at ``first``
         in_bands(out_h, out_h * out_w * channels * row_taps.shape[1],
                  lambda y0, y1: kernels.vertical(flat, out, y0, y1, row_bounds, row_taps))
@@ -151,7 +167,7 @@ def cutout(source: Source, mask: np.ndarray) -> Image.Image:
     height, width, channels, used, read = row_reader(source)
     if mask.shape != (height, width):
         raise ValueError(f"mask is {mask.shape[1]}x{mask.shape[0]}, the image {width}x{height}")
-    out = np.empty((height, width, 4), np.uint8)
+    out = full_size((height, width, 4))
     matte, words = np.ascontiguousarray(mask, dtype=np.uint8), out.view(np.uint32)[:, :, 0]
 
     def paste(y0, y1):
@@ -166,7 +182,7 @@ def cutout(source: Source, mask: np.ndarray) -> Image.Image:
 def read_all(source: Source, rgb: bool = False) -> np.ndarray:
     """All of an image's pixels as one (H, W, C) array, read in strips."""
     height, width, channels, used, read = row_reader(source, rgb)
-    out = np.empty((height, width, used), np.uint8)
+    out = np.empty((height, width, used), np.uint8)  # matting's input: as numpy allocates it (the solver gains from huge pages)
     for s0, s1 in _strips(0, height):
         out[s0:s1] = read(s0, s1)[:, :, :used]
     return out
