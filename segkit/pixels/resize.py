@@ -32,8 +32,10 @@ _MIN_BAND_WORK = 1_000_000  # multiply-adds: below this, handing out a band cost
 _handed_out = 0  # bands running now, from every caller
 _handing_out = threading.Lock()
 _STRIP_ROWS = 4 * kernels.ROWS  # rows read from Pillow at a time: a few hundred KB, cache-sized
-# numpy's switch, read only at allocation; toggled under a lock so that it is always put back
-_ask_for_huge_pages = getattr(np._core.multiarray, "_set_madvise_hugepage", lambda asked: asked)
+# numpy's switch (numpy 2 keeps it in _core, numpy 1 in core), read only at allocation; toggled
+# under a lock so that it is always put back
+_ask_for_huge_pages = getattr((getattr(np, "_core", None) or np.core).multiarray, "_set_madvise_hugepage",
+                              lambda asked: asked)
 _huge_pages_asked = threading.Lock()
 _FILTERS = {Image.Resampling.LANCZOS: kernels.LANCZOS, Image.Resampling.BILINEAR: kernels.BILINEAR,
             Image.Resampling.BOX: kernels.BOX}
@@ -182,7 +184,7 @@ def cutout(source: Source, mask: np.ndarray) -> Image.Image:
 def read_all(source: Source, rgb: bool = False) -> np.ndarray:
     """All of an image's pixels as one (H, W, C) array, read in strips."""
     height, width, channels, used, read = row_reader(source, rgb)
-    out = np.empty((height, width, used), np.uint8)  # matting's input: as numpy allocates it (the solver gains from huge pages)
+    out = np.empty((height, width, used), np.uint8)  # matting's input: its solver gains from huge pages
     for s0, s1 in _strips(0, height):
         out[s0:s1] = read(s0, s1)[:, :, :used]
     return out
