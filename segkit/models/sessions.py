@@ -196,6 +196,11 @@ def build_session(path: Path, spec: ModelSpec, threads: int | None = None,
     return session
 
 
+def _per_run(spec: ModelSpec, on_gpu: bool) -> int:
+    """Images per network run for ``spec`` (``batching.network_batch``); SAM's two parts take one."""
+    return 1 if spec.output == "prompted" else network_batch(on_gpu)
+
+
 def open_model(spec: ModelSpec, path: Path):
     """What the pipeline runs for ``spec`` and the MB its files weigh: one session, or SAM's pair."""
     if spec.output == "prompted":
@@ -205,7 +210,7 @@ def open_model(spec: ModelSpec, path: Path):
         return SamModel(build_session(path, spec), build_session(decoder, spec)), _mb(path) + _mb(decoder)
     session = build_session(path, spec)
     on_gpu = "CUDAExecutionProvider" in session.get_providers()
-    if (per_run := network_batch(on_gpu)) > 1:  # a second copy of the weights: the free-batch session
+    if (per_run := _per_run(spec, on_gpu)) > 1:  # a second copy of the weights: the free-batch session
         session = BatchingSession(session, per_run, lambda: batched_session(
             path, lambda contents: build_session(path, spec, contents=contents)), fill_up=on_gpu)
         return session, 2 * _mb(path)
@@ -250,7 +255,7 @@ class SessionPool:
             return session
 
     def _next_mb(self, spec: ModelSpec) -> float:
-        copies = 2 if network_batch(device() == "CUDA") > 1 and spec.output != "prompted" else 1
+        copies = 2 if _per_run(spec, device() == "CUDA") > 1 else 1  # as open_model will build it
         return copies * (spec.download_mb if not spec.user_file else spec.weights.size_mb)
 
     def _evict(self, incoming_mb: float, keep: int) -> None:
