@@ -22,6 +22,7 @@ from .models.sessions import session_for
 from .models.lookup import get_model
 from .options import Options, OptionValues
 from .pipeline import Result, segment_one
+from .warmup import load_beside
 
 log = logging.getLogger("segkit")
 ProgressFn = Optional[Callable[[float, str], None]]
@@ -51,6 +52,7 @@ def process(images: Any, *, progress: ProgressFn = None, **options: Unpack[Optio
     items, _ = as_batch(images)
     if not items:
         return []
+    load_beside(matting=settings.alpha_matting)  # while a first call's session builds
     session = session_for(settings.spec, progress)
     clock = _Clock(len(items), progress)
     try:

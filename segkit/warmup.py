@@ -2,7 +2,7 @@
 
 segkit's pixel kernels are numba functions compiled on first use. Their
 machine code is cached on disk, so a process only pays for compiling when the
-cache is empty. Three things keep it full:
+cache is empty. These keep it full:
 
 * the cache lives in one folder that survives restarts and that segkit can
   write even when the package itself is read-only (numba's default is
@@ -12,7 +12,9 @@ cache is empty. Three things keep it full:
   ``segkit/__init__.py`` calls :func:`use_persistent_cache` first of all;
 * ``python -m segkit warm-up`` (run by ``make setup``) fills it;
 * ``warm_up(background=True)`` at app start loads it, or compiles where it
-  is empty (a Space after a restart), while the app already serves.
+  is empty (a Space after a restart), while the app already serves;
+* a library caller's first call loads what it needs (:func:`load_beside`)
+  while its model's session is built, which leaves the GIL free.
 """
 
 from __future__ import annotations
@@ -72,11 +74,32 @@ def warm_up(background: bool = False) -> Optional[threading.Thread]:
     return thread
 
 
+_started: set[str] = set()  # kernel groups a thread already loads (or has loaded) in this process
+_starting = threading.Lock()
+
+
+def load_beside(matting: bool) -> None:
+    """Load the resize and cutout kernels (and matting's, if asked) in a thread, once per process.
+    Called before a first session build: onnxruntime builds without the GIL, so a new process's
+    first call waits for the slower of the two instead of both (bench/RESULTS.md, cold start).
+    Only the groups the call needs: where the cache is empty they compile, and would slow it."""
+    groups = ("resize", "matting") if matting else ("resize",)
+    with _starting:
+        wanted = [group for group in groups if group not in _started]
+        _started.update(wanted)
+    if wanted:
+        threading.Thread(target=_compile, args=wanted, name="segkit-kernels", daemon=True).start()
+
+
 def _compile_all() -> None:
+    _compile("resize", "matting")
+
+
+def _compile(*groups: str) -> None:
     from .pixels import matting, resize
 
-    resize.warm_up()
-    matting.warm_up()
+    for group in groups:
+        {"resize": resize.warm_up, "matting": matting.warm_up}[group]()
 
 
 def command(_args=None) -> int:

@@ -71,3 +71,35 @@ print(json.dumps({name: [before.get(name, 0), count] for name, count in after.it
 
 def test_requests_after_warm_up_compile_nothing(u2netp_path):
     assert json.loads(run(COVERAGE)) == {}
+
+
+BESIDE = """
+import json, threading
+from skimage import data
+import segkit
+from segkit.pixels import matting, resize
+
+ran = []
+for module in (resize, matting):
+    def recorded(original=module.warm_up, name=module.__name__.rsplit(".", 1)[-1]):
+        ran.append([name, threading.current_thread().name])
+        original()
+    module.warm_up = recorded
+
+def after(**options):
+    segkit.segment(data.chelsea()[:80, :100], model="u2netp", **options)
+    for thread in threading.enumerate():
+        if thread.name == "segkit-kernels":
+            thread.join()
+    return list(ran)
+
+print(json.dumps([after(), after(), after(alpha_matting=True), after(alpha_matting=True)]))
+"""
+
+
+def test_a_first_call_loads_the_kernels_it_needs_beside_its_session_build(u2netp_path):
+    """The first call of a process loads the resize kernels in a thread while its session builds
+    (bench/RESULTS.md, cold start), once; matting's only once a call asks for matting."""
+    plain, again, matted, matted_again = json.loads(run(BESIDE))
+    assert plain == again == [["resize", "segkit-kernels"]]
+    assert matted == matted_again == plain + [["matting", "segkit-kernels"]]
