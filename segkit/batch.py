@@ -10,7 +10,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
-from typing import Any, Callable, Iterable, Optional, Unpack
+from typing import Any, Callable, Iterable, Mapping, Optional, Unpack
 
 import numpy as np
 from PIL import Image
@@ -31,9 +31,12 @@ _SINGLE = (Image.Image, np.ndarray, bytes, bytearray, memoryview, str, os.PathLi
 
 def as_batch(images: Any) -> tuple[list, bool]:
     """(the inputs as a list, whether the caller passed a batch). Any iterable that is
-    not itself one image is a batch; a ComfyUI tensor [B,H,W,C] is one per row."""
+    not itself one image is a batch, but a dict is refused; a ComfyUI tensor [B,H,W,C] is one per row."""
     if is_tensor(images):
         return split_tensor_batch(images), True
+    if isinstance(images, Mapping):  # iterating it would read its keys as file names
+        raise InvalidInputError("images: a dict is not a batch of images; pass its values "
+                                "(list(images.values()))", subject="images")
     if isinstance(images, _SINGLE) or not isinstance(images, Iterable):
         return [images], False
     return list(images), True

@@ -142,6 +142,8 @@ def test_any_iterable_is_a_batch_and_an_empty_one_loads_nothing(photos, monkeypa
     monkeypatch.setattr(segkit.batch, "session_for", no_model)
     assert segkit.segment([]) == [] and segkit.process(iter(())) == []
     assert segkit.segment(x for x in []) == []
+    with pytest.raises(segkit.InvalidInputError, match=r"^images: a dict is not a batch of images"):
+        segkit.process({"coffee.jpg": photos["coffee"]})  # refused before any model loads, keys never read as files
     monkeypatch.undo()
     from_generator = segkit.segment(photo for photo in [photos["coffee"], photos["chelsea"]])
     from_tuple = segkit.segment((photos["coffee"], photos["chelsea"]))
