@@ -167,8 +167,9 @@ def _garbage(tmp_path):
     (tmp_path / "empty.mp4").write_bytes(b"")
     (tmp_path / "noise.mp4").write_bytes(np.random.default_rng(0).bytes(5000))
     (tmp_path / "cut.mp4").write_bytes(valid.read_bytes()[:600])
+    Image.fromarray(photo_frames(96, 64, 1)[0]).save(tmp_path / "photo.mp4", format="JPEG")  # a renamed photo
     return {"empty.mp4": "empty", "noise.mp4": "not a video", "sound.m4a": "no video stream",
-            "cut.mp4": "", "missing.mp4": "not found"}
+            "cut.mp4": "", "missing.mp4": "not found", "photo.mp4": "a still image (mjpeg), not a video"}
 
 
 def test_bad_files_are_named_with_their_problem(tmp_path):

@@ -80,6 +80,9 @@ def _open(path: Path) -> av.container.InputContainer:
 
 
 def _video_stream(container, label: str):
+    if container.format.name == "image2" or container.format.name.endswith("_pipe"):  # FFmpeg reading one picture
+        codec = container.streams.video[0].codec.name if container.streams.video else "?"
+        raise InvalidInputError(f"{label}: a still image ({codec}), not a video; cut it out as a photo")
     if not container.streams.video:
         kinds = ", ".join(sorted({s.type for s in container.streams})) or "no streams"
         raise InvalidInputError(f"{label}: has no video stream ({kinds})")
