@@ -16,9 +16,9 @@ from tqdm import tqdm
 from . import options as declared_options
 from . import warmup
 from .batch import preload, process
-from .errors import InvalidInputError, SegkitError
+from .errors import SegkitError
 from .io.decode import IMAGE_SUFFIXES
-from .io.encode import distinct_outputs, output_name, save_png
+from .io.encode import distinct_outputs, output_name, overwrites_input, save_png
 from .models import catalog
 from .models.lookup import get_model
 from .models.weights import is_cached, licence_notice, model_path
@@ -93,10 +93,9 @@ def _remove(args: argparse.Namespace) -> int:
         print("error: no image or video files found in the given inputs", file=sys.stderr)
         return 2
     out_dir = Path(args.output)
-    for source, relative in pairs:  # before any work: a rerun into the input's own folder must not eat it
+    for source, relative in pairs:
         if (out_dir / relative).resolve() == source.resolve():
-            raise InvalidInputError(f"{source}: its cutout would be written over it; choose another output folder",
-                                    subject=str(source))
+            raise overwrites_input(source)
     _fetch(values["model"], args.quiet)
     preload(values["model"])
     failed = 0

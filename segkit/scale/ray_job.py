@@ -23,7 +23,7 @@ from pathlib import PurePosixPath
 from ..batch import preload, process
 from ..errors import InvalidInputError
 from ..io.decode import IMAGE_SUFFIXES
-from ..io.encode import distinct_outputs, output_name, save_png
+from ..io.encode import distinct_outputs, output_name, overwrites_input, save_png
 from ..options import Options
 
 INSTALL_HINT = "--ray needs Ray: pip install -r requirements-ray.txt"
@@ -209,8 +209,7 @@ def run(inputs: list[str], output: str, *, address: str | None = None, workers: 
     target_fs, root = open_location(output)
     for path, name in pairs:
         if target_fs.type_name == source_fs.type_name and posixpath.join(root, name) == path:
-            raise InvalidInputError(f"{path}: its cutout would be written over it; choose another output folder",
-                                    subject=path)
+            raise overwrites_input(path)
     there = existing_outputs(output)
     todo = [(p, n) for p, n in pairs if not all(t in there for t in targets(n, only_mask, write_masks))]
     ray_failed = []
