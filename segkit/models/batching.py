@@ -98,7 +98,17 @@ class _Request:
         self.tensor, self.result = tensor, Future()
 
 
-class BatchingSession:
+class SessionStandIn:
+    """Stands in for a session: what it does not define itself (get_inputs, get_providers...)
+    comes from the session it wraps, ``self.session``."""
+
+    def __getattr__(self, name):
+        if name == "session":  # not set yet (a copy being made): no recursion
+            raise AttributeError(name)
+        return getattr(self.session, name)
+
+
+class BatchingSession(SessionStandIn):
     """Stands in for a session whose batch size is free: ``run`` may be called from many
     threads, and calls waiting together run as one (at most ``max_batch`` inputs of a shape).
 
@@ -126,11 +136,6 @@ class BatchingSession:
         self._gathering = False
         self._to_come = 0  # calls a runner announced that have not arrived yet
         self.runs = 0  # network runs so far (tests and benches read it)
-
-    def __getattr__(self, name):  # get_inputs, get_providers... as the session has them
-        if name == "session":  # not set yet (a copy being made): no recursion
-            raise AttributeError(name)
-        return getattr(self.session, name)
 
     def batches(self) -> bool:
         """Whether calls can run together. The first time, the free-batch session replaces the

@@ -24,7 +24,7 @@ from typing import Callable
 import onnxruntime as ort
 
 from ..errors import InvalidInputError, ModelLoadError
-from .batching import BatchingSession, batched_session, network_batch
+from .batching import BatchingSession, SessionStandIn, batched_session, network_batch
 from .registry import ModelSpec
 from .weights import Progress, model_path, part_path
 
@@ -118,7 +118,7 @@ def _threads(asked: int | None) -> int | None:
 _CORES_IN_USE = threading.Lock()
 
 
-class OneRunAtATime:
+class OneRunAtATime(SessionStandIn):
     """A CPU session whose runs each take every core. Runs at once would only share the cores,
     and each would hold its activations in the shared arena, so they queue, across models too:
     two requests overlapping in the app finish sooner and hold one run's memory (bench/RESULTS.md;
@@ -131,11 +131,6 @@ class OneRunAtATime:
     def run(self, *args, **kwargs):
         with _CORES_IN_USE:
             return self.session.run(*args, **kwargs)
-
-    def __getattr__(self, name: str):  # get_inputs, get_providers... as the session has them
-        if name == "session":  # not set yet (a copy being made): no recursion
-            raise AttributeError(name)
-        return getattr(self.session, name)
 
 
 CUDNN_SEARCHES = ("HEURISTIC", "EXHAUSTIVE", "DEFAULT")
