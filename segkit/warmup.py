@@ -60,22 +60,24 @@ def use_persistent_cache() -> None:
         config.reload_config()
 
 
+_GROUPS = ("resize", "matting")
+_started: set[str] = set()  # kernel groups loaded, or being loaded, in this process
+_starting = threading.Lock()
+
+
 def warm_up(background: bool = False) -> Optional[threading.Thread]:
     """Compile (or load from the cache) every kernel for the array types requests pass.
 
     With ``background`` it runs in a daemon thread, returned; a request that
     needs a kernel meanwhile waits only for that kernel's compilation.
     """
+    _claim(_GROUPS)  # a later first call's load_beside has nothing left to start
     if not background:
-        _compile_all()
+        _compile(*_GROUPS)
         return None
-    thread = threading.Thread(target=_compile_all, name="segkit-warm-up", daemon=True)
+    thread = threading.Thread(target=_compile, args=_GROUPS, name="segkit-warm-up", daemon=True)
     thread.start()
     return thread
-
-
-_started: set[str] = set()  # kernel groups a thread already loads (or has loaded) in this process
-_starting = threading.Lock()
 
 
 def load_beside(matting: bool) -> None:
@@ -83,16 +85,16 @@ def load_beside(matting: bool) -> None:
     Called before a first session build: onnxruntime builds without the GIL, so a new process's
     first call waits for the slower of the two instead of both (bench/RESULTS.md, cold start).
     Only the groups the call needs: where the cache is empty they compile, and would slow it."""
-    groups = ("resize", "matting") if matting else ("resize",)
-    with _starting:
-        wanted = [group for group in groups if group not in _started]
-        _started.update(wanted)
-    if wanted:
+    if wanted := _claim(_GROUPS if matting else ("resize",)):
         threading.Thread(target=_compile, args=wanted, name="segkit-kernels", daemon=True).start()
 
 
-def _compile_all() -> None:
-    _compile("resize", "matting")
+def _claim(groups: tuple[str, ...]) -> list[str]:
+    """The groups no one has started loading yet, now marked as started."""
+    with _starting:
+        wanted = [group for group in groups if group not in _started]
+        _started.update(wanted)
+    return wanted
 
 
 def _compile(*groups: str) -> None:
