@@ -23,6 +23,8 @@ from segkit.models import sessions
 from segkit.models.lookup import get_model
 from segkit.models.weights import model_path
 
+from .run import _rss_kb
+
 MODELS = [m for m in ("u2netp", "u2net") if segkit.is_cached(m)]
 
 
@@ -39,10 +41,7 @@ def feed(s: ort.InferenceSession) -> dict:
 
 
 def rss_mb() -> float:
-    for line in open("/proc/self/status"):
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+    return _rss_kb("VmRSS:") / 1024
 
 
 def speed(model: str, runs: int) -> str:
@@ -77,13 +76,13 @@ spec = get_model(sys.argv[1])
 queued = sessions.build_session(model_path(spec), spec)
 s = queued if sys.argv[2] == "queued" else queued.session
 s.run(None, b.feed(s))
-before = int(next(l.split()[1] for l in open("/proc/self/status") if l.startswith("VmRSS:")))
+before = b._rss_kb("VmRSS:")
 start = time.perf_counter()
 for _ in range(int(sys.argv[3])):
     pair = [threading.Thread(target=s.run, args=(None, b.feed(s))) for _ in range(2)]
     [t.start() for t in pair]
     [t.join() for t in pair]
-hwm = int(next(l.split()[1] for l in open("/proc/self/status") if l.startswith("VmHWM:")))
+hwm = b._rss_kb("VmHWM:")
 print((time.perf_counter() - start) / int(sys.argv[3]), (hwm - before) / 1024)
 """
 
