@@ -9,7 +9,8 @@ Where each stage lives::
     models/            the registry (models as data), weights (fetch, resume, verify), sessions, tensors in/out,
                        SAM's prompts (sam.py), a person's own ONNX file (custom.py), which models this
                        server can't fetch (reachability.py), GPU batches gathered from threads (batching.py)
-    pixels/            full-resolution pixel work: exact resizes, cutout, mask clean-up, matting (numba)
+    pixels/            full-resolution pixel work: exact resizes, cutout, mask clean-up, matting (numba),
+                       on threads kept one to a core (cores.py)
     video/             clips in, cutout clips out: decode -> the pipeline per frame -> encode, overlapped;
                        the app's video jobs and live webcam frames
     scale/             bulk jobs on Ray

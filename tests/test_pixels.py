@@ -17,7 +17,7 @@ from PIL import Image
 
 from segkit.models import predict
 from segkit.models.registry import Preprocess
-from segkit.pixels import resize as pixels
+from segkit.pixels import cores, resize as pixels
 
 FILTERS = [Image.Resampling.LANCZOS, Image.Resampling.BILINEAR, Image.Resampling.BOX]
 
@@ -184,6 +184,31 @@ def test_bands_split_less_while_the_cores_are_taken(monkeypatch):
     with pytest.raises(RuntimeError, match="a band failed"):
         pixels.in_bands(1857, 4_600_000, fails, 16)
     assert pixels._handed_out == 0
+
+
+@pytest.mark.skipif(cores.CORES < 2 or not hasattr(os, "sched_setaffinity"), reason="needs two cores to pin to")
+@pytest.mark.parametrize("kind", ["bands", "a matting pool"])
+def test_pixel_threads_each_keep_to_their_own_core(kind):
+    """Two pool threads woken at once were often run one after the other on the waker's core
+    (bench/RESULTS.md): the band threads and matting's pools keep each worker to one allowed core,
+    and two passes that run at once run on two different cores."""
+    import threading
+
+    together = threading.Barrier(2, timeout=20)  # both passes on their threads at the same time
+    seen = []
+
+    def fill(*rows):
+        seen.append(os.sched_getaffinity(0))
+        together.wait()
+
+    if kind == "bands":
+        pixels.in_bands(1000, 2 * pixels._MIN_BAND_WORK, fill)
+    else:
+        with cores.pool_one_core_each(2, "test-pool") as pool:
+            list(pool.map(fill, range(2)))
+    assert len(seen) == 2 and all(len(cpus) == 1 and cpus <= set(cores.ALLOWED) for cpus in seen)
+    assert seen[0] != seen[1]
+    assert len(os.sched_getaffinity(0)) == cores.CORES  # the caller's own thread is left as it was
 
 
 def _vm_flags(array: np.ndarray) -> list[str]:

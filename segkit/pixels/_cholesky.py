@@ -14,13 +14,14 @@ slower (bench/matting_bench.py).
 import ctypes
 import glob
 import os
-from concurrent.futures import ThreadPoolExecutor
 
 import numba as nb
 import numpy as np
 import scipy
 from numba.extending import get_cython_function_address
 from numba.typed import List
+
+from .cores import CORES, pool_one_core_each
 
 # Subtrees factorised again go in this many spans: more, smaller ones hold less memory at once.
 REDO_SPANS = 16
@@ -75,7 +76,7 @@ def solve(indptr, indices, data, b, starts, ends, kid_ptr, kids, threads=None, b
             first[k] = first[kids[kid_ptr[k]]]
     parent = np.full(nodes, -1)
     parent[kids] = np.repeat(np.arange(nodes), np.diff(kid_ptr))
-    threads = threads or min(os.cpu_count() or 1, 4)
+    threads = threads or min(CORES, 4)
     recompute = budget is not None and 4 * size.sum() > budget
     tasks = _subtrees(kid_ptr, kids, first, nv * width**2, 4 * threads if threads > 1 else 1)
     in_task = np.zeros(nodes, np.bool_)
@@ -124,7 +125,7 @@ def solve(indptr, indices, data, b, starts, ends, kid_ptr, kids, threads=None, b
         _back_substitute(starts, ends, border_ptr, border_idx, rows, out, x, lo, hi)
         return ok
 
-    with ThreadPoolExecutor(threads) as pool:
+    with pool_one_core_each(threads, "segkit-solve") as pool:
         if tasks == [nodes - 1]:  # the whole tree as one task
             ok = subtree(nodes - 1, offsets, factors)
         else:

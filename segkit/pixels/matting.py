@@ -17,7 +17,6 @@ an empty band alpha = mask (as rembg), not alpha = trimap.
 """
 
 import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from scipy import ndimage, sparse
@@ -25,6 +24,7 @@ from scipy.sparse.linalg import spsolve
 
 from . import _cholesky as cholesky, _matting_kernels as kernels
 from ._ordering import nested_dissection
+from .cores import pool_one_core_each
 
 EPSILON = 1e-7  # pymatting's cf_laplacian default, which rembg uses
 # pymatting's kernels are numba ``parallel=True``. Where neither OpenMP nor TBB is
@@ -50,7 +50,7 @@ def make_trimap(mask, foreground_threshold, background_threshold, erode_size):
     fg = mask > foreground_threshold
     bg = mask < background_threshold
     if erode_size > 0:
-        with ThreadPoolExecutor(2) as pool:
+        with pool_one_core_each(2, "segkit-erode") as pool:
             fg, bg = pool.map(kernels.erode, (fg, bg), (erode_size,) * 2, (False, True))
     else:
         fg = ndimage.binary_erosion(fg)

@@ -12,22 +12,21 @@ measured slower end to end (bench/RESULTS.md).
 from __future__ import annotations
 
 import functools
-import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Union
 
 import numpy as np
 from PIL import Image
 
 from . import _resize_kernels as kernels
+from .cores import CORES, pool_one_core_each
 
 Source = Union[Image.Image, np.ndarray]
 RowReader = Callable[[int, int], np.ndarray]
 _LAYOUT = {"L": ("L", 1), "RGB": ("RGBX", 4), "RGBA": ("RGBA", 4)}  # Pillow's own bytes per pixel
 
-_CORES = os.cpu_count() or 1
-_BANDS = ThreadPoolExecutor(max_workers=_CORES, thread_name_prefix="segkit-band")
+_CORES = CORES
+_BANDS = pool_one_core_each(_CORES, "segkit-band")  # a band thread per core, each kept to its core
 _MIN_BAND_WORK = 1_000_000  # multiply-adds: below this, handing out a band costs more than it saves
 _handed_out = 0  # bands running now, from every caller
 _handing_out = threading.Lock()
