@@ -186,6 +186,19 @@ def test_bands_split_less_while_the_cores_are_taken(monkeypatch):
     assert pixels._handed_out == 0
 
 
+@pytest.mark.skipif(not hasattr(os, "register_at_fork"), reason="no fork here")
+def test_a_forked_child_resizes_on_threads_of_its_own():
+    """multiprocessing forks on Linux by default, and a child has none of the parent's threads:
+    with the parent's band pool, its first resize waited forever."""
+    import multiprocessing
+
+    image = Image.fromarray(_noise(3, 1500, 2000, 3))
+    expected = pixels.resize_exact(image, (320, 320))  # the parent's band threads exist from here on
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        got = pool.apply_async(pixels.resize_exact, (image, (320, 320))).get(timeout=60)
+    assert np.array_equal(got, expected)
+
+
 @pytest.mark.skipif(cores.CORES < 2 or not hasattr(os, "sched_setaffinity"), reason="needs two cores to pin to")
 @pytest.mark.parametrize("kind", ["bands", "a matting pool"])
 def test_pixel_threads_each_keep_to_their_own_core(kind):

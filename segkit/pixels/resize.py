@@ -12,6 +12,7 @@ measured slower end to end (bench/RESULTS.md).
 from __future__ import annotations
 
 import functools
+import os
 import threading
 from typing import Callable, Union
 
@@ -38,6 +39,18 @@ _ask_for_huge_pages = getattr((getattr(np, "_core", None) or np.core).multiarray
 _huge_pages_asked = threading.Lock()
 _FILTERS = {Image.Resampling.LANCZOS: kernels.LANCZOS, Image.Resampling.BILINEAR: kernels.BILINEAR,
             Image.Resampling.BOX: kernels.BOX}
+
+
+def _fresh_after_fork() -> None:
+    """A forked child (``multiprocessing``'s default on Linux) has none of the parent's threads, and a
+    lock some other thread held stays held: with the parent's pool, its first pass waited forever."""
+    global _BANDS, _handed_out, _handing_out, _huge_pages_asked
+    _BANDS = pool_one_core_each(_CORES, "segkit-band")
+    _handed_out, _handing_out, _huge_pages_asked = 0, threading.Lock(), threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_fresh_after_fork)
 
 
 def full_size(shape: tuple[int, ...], dtype=np.uint8) -> np.ndarray:
