@@ -44,7 +44,7 @@ def pinned_threads():
     from segkit.pixels import cores, resize
 
     pinned_bands, pin = resize._BANDS, cores.pin_to
-    plain_bands = ThreadPoolExecutor(max_workers=resize._CORES, thread_name_prefix="plain-band")
+    plain_bands = ThreadPoolExecutor(max_workers=resize.CORES, thread_name_prefix="plain-band")
 
     def apply(bands, pin_to):
         resize._BANDS, cores.pin_to = bands, pin_to

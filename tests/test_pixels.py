@@ -134,7 +134,7 @@ def test_bands_cover_every_row_once_from_one_caller_or_several(rows, work, align
     import threading
     import time
 
-    monkeypatch.setattr(pixels, "_CORES", 4)
+    monkeypatch.setattr(pixels, "CORES", 4)
     seen: dict[int, list] = {caller: [] for caller in range(callers)}
 
     def band(caller):
@@ -164,7 +164,7 @@ def test_bands_split_less_while_the_cores_are_taken(monkeypatch):
     """Images already spread over the cores (a GPU's gathered batch, 32 threads) gain nothing from more
     bands and pay for each in the GIL: a call splits over the free cores only, and gives them back
     when it returns or raises."""
-    monkeypatch.setattr(pixels, "_CORES", 4)
+    monkeypatch.setattr(pixels, "CORES", 4)
     seen = []
     pixels.in_bands(1857, 4_600_000, lambda y0, y1: seen.append((y0, y1)), 16)
     assert len(seen) == 4 and pixels._handed_out == 0

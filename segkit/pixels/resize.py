@@ -26,8 +26,7 @@ Source = Union[Image.Image, np.ndarray]
 RowReader = Callable[[int, int], np.ndarray]
 _LAYOUT = {"L": ("L", 1), "RGB": ("RGBX", 4), "RGBA": ("RGBA", 4)}  # Pillow's own bytes per pixel
 
-_CORES = CORES
-_BANDS = pool_one_core_each(_CORES, "segkit-band")  # a band thread per core, each kept to its core
+_BANDS = pool_one_core_each(CORES, "segkit-band")  # a band thread per core, each kept to its core
 _MIN_BAND_WORK = 1_000_000  # multiply-adds: below this, handing out a band costs more than it saves
 _handed_out = 0  # bands running now, from every caller
 _handing_out = threading.Lock()
@@ -45,7 +44,7 @@ def _fresh_after_fork() -> None:
     """A forked child (``multiprocessing``'s default on Linux) has none of the parent's threads, and a
     lock some other thread held stays held: with the parent's pool, its first pass waited forever."""
     global _BANDS, _handed_out, _handing_out, _huge_pages_asked
-    _BANDS = pool_one_core_each(_CORES, "segkit-band")
+    _BANDS = pool_one_core_each(CORES, "segkit-band")
     _handed_out, _handing_out, _huge_pages_asked = 0, threading.Lock(), threading.Lock()
 
 
@@ -71,9 +70,9 @@ def in_bands(rows: int, work: int, fill: Callable[[int, int], None], align: int 
     ``_MIN_BAND_WORK`` of ``work`` (multiply-adds: a pass's output values times its taps);
     bands start on multiples of ``align``. The kernels free the GIL."""
     global _handed_out
-    count = max(1, min(_CORES, work // _MIN_BAND_WORK, -(-rows // align)))
+    count = max(1, min(CORES, work // _MIN_BAND_WORK, -(-rows // align)))
     with _handing_out:  # while other images' bands fill the cores (a GPU's gathered batch), split less
-        count = max(1, min(count, _CORES - _handed_out))
+        count = max(1, min(count, CORES - _handed_out))
         _handed_out += count
     try:
         edges = [min(rows, round(rows * i / count / align) * align) for i in range(count)] + [rows]
