@@ -22,6 +22,7 @@ from .models.sessions import session_for
 from .models.lookup import get_model
 from .options import Options, OptionValues
 from .pipeline import Result, segment_one
+from .pixels.resize import one_band_each
 from .warmup import load_beside
 
 log = logging.getLogger("segkit")
@@ -79,12 +80,16 @@ class _ProgressRaised(BaseException):
 
 
 def _gathered(items: list, settings: Options, session: BatchingSession, clock: "_Clock") -> list[Result]:
-    """On a GPU: images run from twice a network batch's worth of threads, so that one batch
-    gathers while the last one runs, and the host's pixel work spreads over its cores."""
-    with session.expecting(len(items)), ThreadPoolExecutor(2 * session.max_batch,
+    """On a GPU: images run from three network batches' worth of threads, so that while one batch
+    runs the next gathers and the last one's cutouts are made; the host's pixel work spreads over
+    its cores an image per thread (bench/RESULTS.md, GPU)."""
+    def run(index: int) -> Result:
+        with one_band_each():
+            return _run_one(items[index], index, settings, session, clock, nullcontext())
+
+    with session.expecting(len(items)), ThreadPoolExecutor(3 * session.max_batch,
                                                            thread_name_prefix="segkit-batch") as pool:
-        return list(pool.map(lambda index: _run_one(items[index], index, settings, session, clock, nullcontext()),
-                             range(len(items))))
+        return list(pool.map(run, range(len(items))))
 
 
 def _run_one(item: Any, index: int, settings: Options, session, clock: "_Clock", in_flight=None) -> Result:

@@ -98,9 +98,12 @@ def _claim(groups: tuple[str, ...]) -> list[str]:
 
 
 def _compile(*groups: str) -> None:
+    from .models import predict
     from .pixels import matting, resize
 
     for group in groups:
+        if group == "resize":  # every call: the network's tensors, the resizes and the cutout
+            predict.warm_up()
         {"resize": resize.warm_up, "matting": matting.warm_up}[group]()
 
 

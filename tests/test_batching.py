@@ -131,6 +131,19 @@ def test_each_session_runs_one_batch_size_and_one_run_at_a_time(fill_up, monkeyp
     assert all(np.array_equal(outputs[i], inputs[i] * 2) for i in range(len(inputs)))
 
 
+def test_gathered_images_each_keep_to_their_thread(batched, photos, monkeypatch):
+    """The gathered runner's threads make their own image's resizes and cutout whole, handing
+    no band to the band pool (bench/RESULTS.md, GPU: that took GIL handoffs, not cores)."""
+    from segkit.pixels import resize
+
+    handed = []
+    monkeypatch.setattr(resize._BANDS, "map", lambda *args: handed.append(args) or [])
+    segkit.process([photos["coffee"], photos["chelsea"]] * 2, model="u2netp")
+    assert handed == []
+    segkit.segment(photos["coffee"], model="u2netp")  # one image alone: its passes still split
+    assert handed
+
+
 def test_gathered_progress_only_moves_forward(batched, photos):
     seen = []
     images = [photos["coffee"], photos["chelsea"]] * 3

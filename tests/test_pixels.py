@@ -7,6 +7,7 @@ with ``Image.composite``, so any difference here would move segkit's masks.
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -186,6 +187,25 @@ def test_bands_split_less_while_the_cores_are_taken(monkeypatch):
     assert pixels._handed_out == 0
 
 
+def test_one_band_each_keeps_a_threads_passes_in_that_thread(monkeypatch):
+    """A gathered batch's threads each run their own image whole: no band is handed out, in the
+    thread that asked only, and only inside the block."""
+    monkeypatch.setattr(pixels, "CORES", 4)
+    seen = []
+
+    def record(y0, y1):
+        seen.append((y0, y1, threading.current_thread().name))
+
+    with pixels.one_band_each():
+        pixels.in_bands(1857, 4_600_000, record, 16)
+        with ThreadPoolExecutor(1) as other:  # another thread, not inside the block: still split
+            other.submit(pixels.in_bands, 1857, 4_600_000, lambda y0, y1: None, 16).result()
+    assert seen == [(0, 1857, threading.current_thread().name)] and pixels._handed_out == 0
+    seen.clear()
+    pixels.in_bands(1857, 4_600_000, record, 16)
+    assert len(seen) == 4
+
+
 @pytest.mark.skipif(not hasattr(os, "register_at_fork"), reason="no fork here")
 def test_a_forked_child_resizes_on_threads_of_its_own():
     """multiprocessing forks on Linux by default, and a child has none of the parent's threads:
@@ -253,3 +273,44 @@ def test_full_size_results_do_not_ask_for_huge_pages_and_leave_numpys_switch_as_
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(lambda _: pixels.full_size((5 << 20,)), range(64)))
     assert "hg" in _vm_flags(np.empty(size, np.uint8))
+
+
+def _rembg_input(pixels: np.ndarray, pre: Preprocess) -> np.ndarray:
+    """rembg's own numpy steps (sessions/base.py ``normalize``) on already resized pixels."""
+    scaled = pixels / (max(np.max(pixels), 1e-6) if pre.scale == "max" else 255.0)
+    planes = [(scaled[:, :, c] - pre.mean[c]) / pre.std[c] for c in range(3)]
+    return np.expand_dims(np.stack(planes), 0).astype(np.float32)
+
+
+def _rembg_mask(output: np.ndarray) -> np.ndarray:
+    """rembg's min-max rescaling and truncation to uint8 (sessions/u2net.py ``predict``)."""
+    pred = output[0, 0]
+    low, high = np.min(pred), np.max(pred)
+    return (np.clip((pred - low) / (high - low), 0, 1) * 255).astype(np.uint8)
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**16), height=st.integers(1, 40), width=st.integers(1, 40),
+       scale=st.sampled_from(["max", "255"]), dark=st.booleans())
+def test_network_tensors_equal_rembgs_numpy_steps_bit_for_bit(seed, height, width, scale, dark):
+    """The input tensor and the mask come from numba kernels that keep the GIL free
+    (models._tensor_kernels); they must give exactly what rembg's numpy expressions give."""
+    rng = np.random.default_rng(seed)
+    pixels = _noise(seed, height, width, 3) // (64 if dark else 1)  # dark: a small maximum to divide by
+    pre = Preprocess(320, tuple(rng.uniform(0, 1, 3)), tuple(rng.uniform(0.1, 1, 3)), scale=scale)
+    tensor = np.empty((1, 3, height, width), np.float32)
+    predict.kernels.normalise(pixels, scale == "max", np.array(pre.mean), np.array(pre.std), tensor)
+    assert np.array_equal(tensor.view(np.uint32), _rembg_input(pixels, pre).view(np.uint32))
+
+    output = (rng.normal(size=(1, 1, height + 1, width)) * rng.uniform(0.01, 30)).astype(np.float32)
+    mask = np.empty(output.shape[2:], np.uint8)
+    predict.kernels.minmax_mask(output[0, 0], mask)
+    assert np.array_equal(mask, _rembg_mask(output))
+
+
+def test_a_flat_or_nan_network_output_gives_an_empty_mask():
+    """Where rembg's steps would divide by zero (or by NaN), the mask is empty, as segkit's was before."""
+    for output in (np.full((5, 6), 0.3), np.where(np.eye(5, 6) > 0, np.nan, np.linspace(0, 1, 30).reshape(5, 6))):
+        mask = np.full(output.shape, 9, np.uint8)
+        predict.kernels.minmax_mask(output.astype(np.float32), mask)
+        assert not mask.any()

@@ -11,6 +11,7 @@ import numpy as np
 from PIL import Image
 
 from ..pixels.resize import resize_exact
+from . import _tensor_kernels as kernels
 from .registry import ModelSpec, Preprocess
 
 
@@ -34,22 +35,20 @@ def model_input(image: Image.Image | np.ndarray, pre: Preprocess) -> np.ndarray:
     height, width = (image.height, image.width) if isinstance(image, Image.Image) else image.shape[:2]
     method = Image.Resampling.LANCZOS if pre.resize == "square" else Image.Resampling.BOX
     pixels = resize_exact(image, input_size(pre, width, height), method, rgb=True)
-    divisor = max(float(pixels.max()), 1e-6) if pre.scale == "max" else 255.0
     tensor = np.empty((1, 3) + pixels.shape[:2], np.float32)
-    for c in range(3):  # rembg's float64 steps, one channel at a time (no image-sized temporaries)
-        tensor[0, c] = (pixels[:, :, c] / divisor - pre.mean[c]) / pre.std[c]
+    kernels.normalise(pixels, pre.scale == "max", np.array(pre.mean, np.float64), np.array(pre.std, np.float64), tensor)
     return tensor
 
 
 def masks_from_output(output: np.ndarray, spec: ModelSpec, size: tuple[int, int]) -> list[np.ndarray]:
     """Turn the network's first output into uint8 masks at the image's ``size`` (w, h)."""
     if spec.output in ("minmax", "sigmoid_minmax"):
-        pred = output[0, 0].astype(np.float32, copy=False)
+        pred = np.ascontiguousarray(output[0, 0], dtype=np.float32)
         if spec.output == "sigmoid_minmax":
             pred = 1 / (1 + np.exp(-pred))  # rembg's float32 steps (BiRefNet's logits)
-        low, high = pred.min(), pred.max()
-        pred = (pred - low) / (high - low) if high > low else np.zeros_like(pred)
-        return [resize_exact((np.clip(pred, 0, 1) * 255).astype(np.uint8), size)]
+        mask = np.empty(pred.shape, np.uint8)
+        kernels.minmax_mask(pred, mask)  # rembg's min-max rescaling and truncation to uint8
+        return [resize_exact(mask, size)]
     if spec.output == "classes":
         labels = resize_exact(np.argmax(output[0], axis=0).astype(np.uint8), size)
         return [np.where(labels == i + 1, 255, 0).astype(np.uint8) for i in range(len(spec.mask_labels))]
@@ -57,6 +56,14 @@ def masks_from_output(output: np.ndarray, spec: ModelSpec, size: tuple[int, int]
         matte = (np.clip(output[0, 0], 0, 1) * 255 + 0.5).astype(np.uint8)
         return [resize_exact(matte, size, Image.Resampling.BILINEAR)]
     raise ValueError(f"model {spec.name!r}: unknown output rule {spec.output!r}")
+
+
+def warm_up() -> None:
+    """Compile (or load from numba's cache) the tensor kernels for the arrays ``predict`` passes them."""
+    pixels = np.zeros((4, 4, 3), np.uint8)
+    for by_max in (False, True):
+        kernels.normalise(pixels, by_max, np.zeros(3), np.ones(3), np.empty((1, 3, 4, 4), np.float32))
+    kernels.minmax_mask(np.zeros((4, 4), np.float32), np.empty((4, 4), np.uint8))
 
 
 def predict(session, spec: ModelSpec, image: Image.Image, prompt=None) -> list[np.ndarray]:

@@ -11,9 +11,11 @@ measured slower end to end (bench/RESULTS.md).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import threading
+from contextvars import ContextVar
 from typing import Callable, Union
 
 import numpy as np
@@ -30,7 +32,10 @@ _BANDS = pool_one_core_each(CORES, "segkit-band")  # a band thread per core, eac
 _MIN_BAND_WORK = 1_000_000  # multiply-adds: below this, handing out a band costs more than it saves
 _handed_out = 0  # bands running now, from every caller
 _handing_out = threading.Lock()
-_STRIP_ROWS = 4 * kernels.ROWS  # rows read from Pillow at a time: a few hundred KB, cache-sized
+_one_band = ContextVar("segkit_one_band", default=False)  # see one_band_each
+# Bytes read from Pillow at a time: cache-sized, and few strips an image, since each strip frees and
+# takes back the GIL twice, which is what threads queue for when many images run at once (a GPU's batch).
+_STRIP_BYTES = 1 << 20
 # numpy's switch (numpy 2 keeps it in _core, numpy 1 in core), read only at allocation; toggled
 # under a lock so that it is always put back
 _ask_for_huge_pages = getattr((getattr(np, "_core", None) or np.core).multiarray, "_set_madvise_hugepage",
@@ -65,11 +70,26 @@ def full_size(shape: tuple[int, ...], dtype=np.uint8) -> np.ndarray:
             _ask_for_huge_pages(asked)
 
 
+@contextlib.contextmanager
+def one_band_each():
+    """Within this, the calling thread's passes run whole, in that thread. For callers that run many
+    images at once from their own threads (a GPU's gathered batch): the cores are busy with
+    images already, and each band handed out only adds GIL handoffs (bench/RESULTS.md, GPU)."""
+    token = _one_band.set(True)
+    try:
+        yield
+    finally:
+        _one_band.reset(token)
+
+
 def in_bands(rows: int, work: int, fill: Callable[[int, int], None], align: int = 1) -> None:
     """Run ``fill(y0, y1)`` over ``rows`` split into bands, one per free core at most and one per
     ``_MIN_BAND_WORK`` of ``work`` (multiply-adds: a pass's output values times its taps);
     bands start on multiples of ``align``. The kernels free the GIL."""
     global _handed_out
+    if _one_band.get():
+        fill(0, rows)
+        return
     count = max(1, min(CORES, work // _MIN_BAND_WORK, -(-rows // align)))
     with _handing_out:  # while other images' bands fill the cores (a GPU's gathered batch), split less
         count = max(1, min(count, CORES - _handed_out))
@@ -123,8 +143,9 @@ def _coefficients(in_size: int, out_size: int, kind: int) -> tuple[np.ndarray, n
     return bounds, taps
 
 
-def _strips(y0: int, y1: int):
-    return ((s0, min(y1, s0 + _STRIP_ROWS)) for s0 in range(y0, y1, _STRIP_ROWS))
+def _strips(y0: int, y1: int, row_bytes: int):
+    rows = max(kernels.ROWS, _STRIP_BYTES // row_bytes // kernels.ROWS * kernels.ROWS)
+    return ((s0, min(y1, s0 + rows)) for s0 in range(y0, y1, rows))
 
 
 def resize_exact(source: Source, size: tuple[int, int], method=Image.Resampling.LANCZOS,
@@ -132,7 +153,7 @@ def resize_exact(source: Source, size: tuple[int, int], method=Image.Resampling.
     """``image.resize(size, method)`` as an array, for L or RGB images or arrays
     (``rgb``: RGB of an RGBA image), bit for bit what Pillow returns."""
     height, width, channels, used, read = row_reader(source, rgb)
-    out_w, out_h = size
+    out_w, out_h, row_bytes = *size, width * channels
     squeeze = channels == 1 and (isinstance(source, Image.Image) or source.ndim == 2)
     shape = (out_h, out_w) if squeeze else (out_h, out_w, used)
     if method not in _FILTERS or (height > 100 * width and out_h < height):  # Pillow goes vertical-first there
@@ -150,7 +171,7 @@ def resize_exact(source: Source, size: tuple[int, int], method=Image.Resampling.
         rows = full_size((last - first, out_w, channels))
 
         def horizontal(y0, y1):
-            for s0, s1 in _strips(y0, y1):
+            for s0, s1 in _strips(y0, y1, row_bytes):
                 kernels.horizontal(read(first + s0, first + s1), rows[s0:s1], 0, s1 - s0, 0, col_bounds, col_taps)
 
         in_bands(last - first, (last - first) * out_w * channels * col_taps.shape[1], horizontal, kernels.ROWS)
@@ -184,7 +205,7 @@ def cutout(source: Source, mask: np.ndarray) -> Image.Image:
     matte, words = np.ascontiguousarray(mask, dtype=np.uint8), out.view(np.uint32)[:, :, 0]
 
     def paste(y0, y1):
-        for s0, s1 in _strips(y0, y1):
+        for s0, s1 in _strips(y0, y1, width * channels):
             kernels.paste_through_mask(read(s0, s1).view(np.uint32)[:, :, 0], matte[s0:s1], words[s0:s1],
                                        0, s1 - s0, used == 3)
 
@@ -196,7 +217,7 @@ def read_all(source: Source, rgb: bool = False) -> np.ndarray:
     """All of an image's pixels as one (H, W, C) array, read in strips."""
     height, width, channels, used, read = row_reader(source, rgb)
     out = np.empty((height, width, used), np.uint8)  # matting's input: its solver gains from huge pages
-    for s0, s1 in _strips(0, height):
+    for s0, s1 in _strips(0, height, width * channels):
         out[s0:s1] = read(s0, s1)[:, :, :used]
     return out
 
