@@ -17,7 +17,7 @@ from onnx import TensorProto, helper
 
 import segkit
 from segkit.models import batching
-from segkit.models.batching import BatchingSession, batched_session, batches_faithfully, with_batch_axis
+from segkit.models.batching import BatchingSession, _padded, batched_session, batches_faithfully, with_batch_axis
 from segkit.models.lookup import get_model
 from segkit.models.sessions import POOL, session_for
 
@@ -321,3 +321,14 @@ def test_an_interrupted_run_leaves_no_caller_waiting():
     assert not any(thread.is_alive() for thread in threads) and len(outcomes) == len(inputs)
     assert all(outcomes[i] == "interrupted" for i in range(0, len(inputs), 2))  # every 8x8 caller
     np.testing.assert_array_equal(session.run(None, {"image": inputs[1]})[0], inputs[1] * 2)  # not stuck
+
+
+def test_a_gathered_batch_is_its_inputs_in_order_then_zeros():
+    """``_padded`` copies through memoryviews (bench/RESULTS.md, GPU): the same array numpy's
+    concatenate gives, filled up with zeros to the run's size."""
+    inputs = _inputs(3)
+    batch = _padded(inputs, 5)
+    assert batch.shape == (5, *inputs[0].shape[1:]) and batch.dtype == inputs[0].dtype
+    assert np.array_equal(batch[:3], np.concatenate(inputs)) and not batch[3:].any()
+    assert np.array_equal(_padded(inputs, 0), np.concatenate(inputs))
+    assert np.array_equal(_padded([inputs[0][:, :, ::2].T.T], 1), inputs[0][:, :, ::2])  # a strided input

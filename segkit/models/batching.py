@@ -86,11 +86,20 @@ def batches_faithfully(session, tolerance: float = 1e-4) -> bool:
 
 
 def _padded(tensors: list[np.ndarray], size: int) -> np.ndarray:
-    """The inputs as one batch, filled up with zeros to ``size`` inputs where they are fewer."""
+    """The inputs as one batch, filled up with zeros to ``size`` inputs where they are fewer.
+
+    Copied through memoryviews, which keep the GIL: numpy frees and takes it back for each input,
+    and each take-back can wait a switch interval (5 ms) while the image threads run, with the
+    GPU idle until this batch is made (bench/RESULTS.md, GPU)."""
     count = sum(len(tensor) for tensor in tensors)
-    if count < size:
-        tensors = [*tensors, np.zeros((size - count, *tensors[0].shape[1:]), tensors[0].dtype)]
-    return np.concatenate(tensors)
+    batch = np.empty((max(size, count), *tensors[0].shape[1:]), tensors[0].dtype)
+    into, start = memoryview(batch).cast("B"), 0
+    for tensor in tensors:
+        part = memoryview(np.ascontiguousarray(tensor, batch.dtype)).cast("B")
+        into[start:start + part.nbytes] = part
+        start += part.nbytes
+    into[start:] = bytes(len(into) - start)
+    return batch
 
 
 class _Request:
