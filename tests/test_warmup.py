@@ -61,8 +61,9 @@ photo = Image.fromarray(data.chelsea())
 centred = Image.new("RGB", (photo.width * 3, photo.height * 2), (200, 190, 180))
 centred.paste(photo, (photo.width, photo.height // 2))
 noise = Image.fromarray(np.random.default_rng(0).integers(0, 256, (300, 400, 3), np.uint8))
+tall = photo.resize((8, 900))  # over 100 times taller than wide: Pillow's own resize path
 for matting in (False, True):
-    for image in (photo, np.asarray(photo), photo.convert("L"), photo.convert("RGBA"), centred, noise):
+    for image in (photo, np.asarray(photo), photo.convert("L"), photo.convert("RGBA"), centred, noise, tall):
         segkit.segment(image, model="u2netp", alpha_matting=matting, post_process_mask=matting)
 after = signatures()
 print(json.dumps({name: [before.get(name, 0), count] for name, count in after.items() if before.get(name) != count}))

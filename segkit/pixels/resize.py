@@ -159,7 +159,7 @@ def resize_exact(source: Source, size: tuple[int, int], method=Image.Resampling.
     if method not in _FILTERS or (height > 100 * width and out_h < height):  # Pillow goes vertical-first there
         pixels = read(0, height)
         image = Image.fromarray(pixels[:, :, 0] if channels == 1 else pixels[:, :, :used])
-        return np.asarray(image.resize(size, method)).reshape(shape)
+        return np.array(image.resize(size, method)).reshape(shape)  # writeable, as the other paths give
     if (out_w, out_h) == (width, height):
         return np.ascontiguousarray(read(0, height)[:, :, :used]).reshape(shape)
     kind = _FILTERS[method]
