@@ -6,12 +6,14 @@ Changes:
                    request for transparent huge pages) against plain ``np.empty``
   pinned-threads   segkit's pixel threads each kept to one core (``pixels.cores``) against unpinned
                    threads, for the resize/cutout bands and matting's pools
+  gil-steps        the network's tensors from numba kernels and 1 MB Pillow strips against numpy's
+                   steps and 64-row strips (``bench.threads_ab``)
 
 ``--beside rembg`` puts a ``rembg.remove`` call in the rotation, as in ``make bench``; ``--beside
 matting`` a 1 MP segkit call with alpha matting (other work of a server). ``--matting-case hair``
 times ``alpha_matting_fast`` on that case of ``bench.matting_cases`` (4.6 MP) instead of ``segment()``.
 
-    .venv/bin/python -m bench.pipeline_ab --change huge-pages|pinned-threads [--beside none|rembg|matting]
+    .venv/bin/python -m bench.pipeline_ab --change huge-pages|pinned-threads|gil-steps [--beside none|rembg|matting]
         [--matting-case hair|soft|fur|clutter] [--repeat 15]
 """
 
@@ -52,7 +54,15 @@ def pinned_threads():
     return (lambda: apply(plain_bands, lambda core: None)), (lambda: apply(pinned_bands, pin))
 
 
-CHANGES = {"huge-pages": huge_pages, "pinned-threads": pinned_threads}
+def gil_steps():
+    """(apply_before, apply_after) for the tensor kernels and 1 MB strips (``bench.threads_ab``'s
+    "before" and "after"), on one image: does the many-threads change cost a lone call anything?"""
+    from bench.threads_ab import BEFORE, SHIPPED, use
+
+    return (lambda: use(BEFORE)), (lambda: use(SHIPPED))
+
+
+CHANGES = {"huge-pages": huge_pages, "pinned-threads": pinned_threads, "gil-steps": gil_steps}
 
 
 def main() -> None:
@@ -101,8 +111,13 @@ def main() -> None:
     elif args.beside == "matting":
         small = photo(1.0)
         contenders["beside"] = lambda: (after(), segkit.segment(small, alpha_matting=True))
+    # half the rounds with "after" first: a segkit call right after another is about 2% faster
+    # (the same code as both contenders measured so; bench/RESULTS.md)
+    swapped = {name: contenders[name] for name in ("bare", "after", "before", *contenders) if name in contenders}
     try:
-        times = {name: seconds for name, (seconds, _) in interleaved(contenders, args.repeat).items()}
+        halves = [interleaved(order, count) for order, count in
+                  ((contenders, args.repeat - args.repeat // 2), (swapped, args.repeat // 2)) if count]
+        times = {name: sum(half[name][0] for half in halves) / len(halves) for name in contenders}
     finally:
         after()
     case = f"{args.matting_case} matting" if args.matting_case else "segment()"
