@@ -73,8 +73,11 @@ BEFORE = (numpy_model_input, numpy_masks, row_strips, two_batches_of_threads, nu
 VARIANTS = {"before": BEFORE, "steps": SHIPPED[:3] + BEFORE[3:], "after": SHIPPED}
 
 
+_band_rule = [resize.one_band_each]  # how the host rows' threads split their passes, as the runner in use does
+
+
 def use(steps) -> None:
-    predict.model_input, predict.masks_from_output, resize._strips, batch._gathered, _ = steps
+    predict.model_input, predict.masks_from_output, resize._strips, batch._gathered, _band_rule[0] = steps
 
 
 def main(argv=None) -> None:
@@ -95,10 +98,9 @@ def main(argv=None) -> None:
 
     def host(threads: int) -> float:
         def one(i):
-            with (one_band_each or nullcontext)():
+            with _band_rule[0]():
                 return segment_one(images[i], options, instant, i, in_flight=nullcontext())
 
-        one_band_each = batch._gathered is SHIPPED[3] and resize.one_band_each
         start = time.perf_counter()
         with ThreadPoolExecutor(threads) as pool:
             list(pool.map(one, range(len(images))))
