@@ -101,10 +101,11 @@ def _compile(*groups: str) -> None:
     from .models import predict
     from .pixels import matting, resize
 
+    # "resize": what every call runs (the network's tensors, the resizes and the cutout)
+    steps = {"resize": (predict.warm_up, resize.warm_up), "matting": (matting.warm_up,)}
     for group in groups:
-        if group == "resize":  # every call: the network's tensors, the resizes and the cutout
-            predict.warm_up()
-        {"resize": resize.warm_up, "matting": matting.warm_up}[group]()
+        for warm_up_step in steps[group]:
+            warm_up_step()
 
 
 def command(_args=None) -> int:
