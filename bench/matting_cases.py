@@ -32,6 +32,7 @@ from PIL import Image
 from scipy import ndimage
 
 from bench.matting_bench import child
+from bench.run import machine_line
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ASPECT = 4 / 3
@@ -146,6 +147,7 @@ def main():
         return child(*args.child)
     from segkit.pixels.matting import make_trimap
 
+    print(machine_line())
     print("| case | MP | band | rembg | segkit | speedup | peak MB rembg | peak MB segkit | memory ratio "
           "| vs rembg | rembg vs truth | segkit vs truth |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")

@@ -37,6 +37,29 @@ def photo(megapixels: float) -> Image.Image:
     return Image.fromarray(data.astronaut()).resize((width, int(width * 3 / 4)), Image.Resampling.LANCZOS)
 
 
+def fresh_memory_ms(megabytes: int = 128, idle: float = 3.0) -> tuple[float, float]:
+    """Milliseconds to fill `megabytes` of new memory right after freeing as much, and again after `idle`
+    seconds. Where the host takes a VM's freed pages back (virtio free page reporting) the second is
+    several times the first, and calls that allocate a lot after a pause pay it: matting far more than
+    the network, whose arena keeps its memory. Printed with the tables, as it moves their ratios."""
+    import numpy as np
+
+    def fill() -> float:
+        start = time.perf_counter()
+        np.ones(megabytes << 18, np.float32)  # 2**18 floats of 4 bytes per MB
+        return (time.perf_counter() - start) * 1e3
+
+    fill()
+    soon = fill()
+    time.sleep(idle)
+    return soon, fill()
+
+
+def machine_line() -> str:
+    soon, late = fresh_memory_ms()
+    return f"# fresh memory, 128 MB: {soon:.0f} ms right after a free, {late:.0f} ms after 3 s idle"
+
+
 def _rss_kb(field: str) -> int:
     with open("/proc/self/status") as status:
         for line in status:
@@ -134,6 +157,7 @@ def main() -> None:
     print(f"# segkit {segkit.__version__} vs rembg {rembg.__version__}, model {args.model}, "
           f"device {segkit.device()}, onnxruntime {ort.__version__}, {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} cores, python {platform.python_version()}")
+    print(machine_line())
     print("| case | bare model | segkit net | segkit | rembg | segkit/bare | rembg/bare | rembg/segkit "
           "| peak MB segkit | peak MB rembg |")
     print("|---|---|---|---|---|---|---|---|---|---|")
