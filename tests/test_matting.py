@@ -140,8 +140,8 @@ def test_low_memory_solve_gives_the_same_cutout(monkeypatch):
     monkeypatch.setattr(matting, "FACTOR_BYTES_PER_PIXEL", 1000)
     kept = alpha_matting_fast(image, mask, 240, 10, 10)
     for threads in (4, 1):
-        monkeypatch.setattr(matting.kernels, "CORES", threads)  # the band's stripes
-        monkeypatch.setattr(matting.cholesky, "CORES", threads)  # the subtrees
+        monkeypatch.setattr(matting.kernels, "MATTING_THREADS", threads)  # the band's stripes
+        monkeypatch.setattr(matting.cholesky, "MATTING_THREADS", threads)  # the subtrees
         for budget in (30, 0.01):
             monkeypatch.setattr(matting, "FACTOR_BYTES_PER_PIXEL", budget)
             assert np.array_equal(alpha_matting_fast(image, mask, 240, 10, 10), kept), (threads, budget)

@@ -21,7 +21,7 @@ import scipy
 from numba.extending import get_cython_function_address
 from numba.typed import List
 
-from .cores import CORES, pool_one_core_each
+from .cores import MATTING_THREADS, pool_one_core_each
 
 # Subtrees factorised again go in this many spans: more, smaller ones hold less memory at once.
 REDO_SPANS = 16
@@ -55,8 +55,8 @@ _SET_BLAS_THREADS = _openblas_threads_setter()
 def solve(indptr, indices, data, b, starts, ends, kid_ptr, kids, threads=None, budget=None, precision=np.float32):
     """Solve the SPD system A x = b (A's upper triangle in CSR, rows in nested-dissection order,
     tree from nested_dissection) with a multifrontal Cholesky. Independent
-    subtrees are factorised on `threads` threads (default: CPU count, at most
-    4), then their ancestors. Fronts are eliminated in `precision`: float32
+    subtrees are factorised on `threads` threads (default: ``MATTING_THREADS``),
+    then their ancestors. Fronts are eliminated in `precision`: float32
     by default, as BLAS does twice the float32 flops per cycle and its alpha
     is float64's after rounding to uint8 (bench/RESULTS.md); the back
     substitution accumulates in float64. The factor is kept in float32 rows
@@ -76,7 +76,7 @@ def solve(indptr, indices, data, b, starts, ends, kid_ptr, kids, threads=None, b
             first[k] = first[kids[kid_ptr[k]]]
     parent = np.full(nodes, -1)
     parent[kids] = np.repeat(np.arange(nodes), np.diff(kid_ptr))
-    threads = threads or min(CORES, 4)
+    threads = threads or MATTING_THREADS
     recompute = budget is not None and 4 * size.sum() > budget
     tasks = _subtrees(kid_ptr, kids, first, nv * width**2, 4 * threads if threads > 1 else 1)
     in_task = np.zeros(nodes, np.bool_)

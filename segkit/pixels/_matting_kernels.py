@@ -15,7 +15,7 @@ image, while rembg's trimaps leave only a few percent of the pixels unknown:
 import numba as nb
 import numpy as np
 
-from .cores import CORES, pool_one_core_each
+from .cores import MATTING_THREADS, pool_one_core_each
 
 
 # The band's rows are added up in this many horizontal stripes, run on however many threads there are.
@@ -43,7 +43,7 @@ def band_system(full_image, is_fg, idx, ys, xs, oy, ox, eps, threads=None):
     edges = np.linspace(0, h, max(1, min(STRIPES, h // 8)) + 1).astype(np.int64)
     inner = [(a, max(a, b - 2)) for a, b in zip(edges[:-1], edges[1:])]
     seams = [(max(a, b - 2), b) for a, b in zip(edges[:-1], edges[1:])]
-    with pool_one_core_each(threads or min(CORES, 4), "segkit-matting") as pool:
+    with pool_one_core_each(threads or MATTING_THREADS, "segkit-matting") as pool:
         for stripes in (inner, seams):
             list(pool.map(lambda rows: _add_windows(full_image, oy, ox, used, idx, values, eps, *rows), stripes))
         return _upper_rows(values, is_fg, idx, ys, xs, pool, STRIPES)

@@ -16,6 +16,9 @@ from concurrent.futures import ThreadPoolExecutor
 # a container's or `taskset`'s CPU set, not the machine's count
 ALLOWED = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
 CORES = max(1, len(ALLOWED))
+# matting's pools (the band system's stripes, the solver's subtrees): each solver thread holds its own
+# fronts, so more threads would mean more memory at once
+MATTING_THREADS = min(CORES, 4)
 
 
 def pin_to(core: int) -> None:
