@@ -153,7 +153,7 @@ def resize_exact(source: Source, size: tuple[int, int], method=Image.Resampling.
     """``image.resize(size, method)`` as an array, for L or RGB images or arrays
     (``rgb``: RGB of an RGBA image), bit for bit what Pillow returns."""
     height, width, channels, used, read = row_reader(source, rgb)
-    out_w, out_h, row_bytes = *size, width * channels
+    out_w, out_h = size
     squeeze = channels == 1 and (isinstance(source, Image.Image) or source.ndim == 2)
     shape = (out_h, out_w) if squeeze else (out_h, out_w, used)
     if method not in _FILTERS or (height > 100 * width and out_h < height):  # Pillow goes vertical-first there
@@ -171,7 +171,7 @@ def resize_exact(source: Source, size: tuple[int, int], method=Image.Resampling.
         rows = full_size((last - first, out_w, channels))
 
         def horizontal(y0, y1):
-            for s0, s1 in _strips(y0, y1, row_bytes):
+            for s0, s1 in _strips(y0, y1, width * channels):
                 kernels.horizontal(read(first + s0, first + s1), rows[s0:s1], 0, s1 - s0, 0, col_bounds, col_taps)
 
         in_bands(last - first, (last - first) * out_w * channels * col_taps.shape[1], horizontal, kernels.ROWS)
