@@ -55,9 +55,9 @@ def fresh_memory_ms(megabytes: int = 128, idle: float = 3.0) -> tuple[float, flo
     return soon, fill()
 
 
-def machine_line() -> str:
-    soon, late = fresh_memory_ms()
-    return f"# fresh memory, 128 MB: {soon:.0f} ms right after a free, {late:.0f} ms after 3 s idle"
+def machine_line(megabytes: int = 128, idle: float = 3.0) -> str:
+    soon, late = fresh_memory_ms(megabytes, idle)
+    return f"# fresh memory, {megabytes} MB: {soon:.0f} ms right after a free, {late:.0f} ms after {idle:g} s idle"
 
 
 def _rss_kb(field: str) -> int:
