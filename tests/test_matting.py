@@ -244,6 +244,40 @@ print("pymatting" in sys.modules)
     assert run.stdout.split()[-1] == "False"
 
 
+def test_solves_keep_openblas_on_one_thread_and_give_its_count_back(monkeypatch):
+    """scipy's OpenBLAS thread count is the whole process's, even through its "local" setter. Every
+    factorisation, on every solver thread of three mattings at once, must run with it at 1 (threaded
+    BLAS splits the sums by timing: the cutouts differed from call to call), and the caller's count
+    must come back after the last solve, not be restored under a running one or left at 1."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    cholesky = matting.cholesky
+    if cholesky._ONE_BLAS_THREAD._count is None:
+        pytest.skip("scipy's OpenBLAS here is not a pip wheel's")
+    get, set_count = cholesky._ONE_BLAS_THREAD._count
+    seen, factor = [], cholesky._factor
+
+    def factor_seeing_the_count(*args):
+        seen.append(get())
+        ok = factor(*args)
+        seen.append(get())
+        return ok
+
+    monkeypatch.setattr(cholesky, "_factor", factor_seeing_the_count)
+    image, mask = photo("astronaut")
+    before = get()
+    set_count(2)
+    try:
+        with ThreadPoolExecutor(3) as pool:
+            cutouts = list(pool.map(lambda _: alpha_matting_fast(image, mask, 240, 10, 10), range(3)))
+        after = get()
+    finally:
+        set_count(before)
+    assert seen and set(seen) == {1}
+    assert after == 2
+    assert all(np.array_equal(cutout, cutouts[0]) for cutout in cutouts)
+
+
 def test_the_lu_fallback_solves_the_same_system(monkeypatch):
     """Where the Cholesky finds the system not positive definite in floating point, a general sparse LU
     solves it instead. The solver is handed only the upper triangle, so the fallback must rebuild the whole

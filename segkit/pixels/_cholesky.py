@@ -14,6 +14,7 @@ slower (bench/matting_bench.py).
 import ctypes
 import glob
 import os
+import threading
 
 import numba as nb
 import numpy as np
@@ -38,18 +39,54 @@ BLAS = {np.float64: (_blas("lapack", "dpotrf", 5), _blas("blas", "dtrsm", 11), _
         np.float32: (_blas("lapack", "spotrf", 5), _blas("blas", "strsm", 11), _blas("blas", "ssyrk", 10))}
 
 
-def _openblas_threads_setter():
-    """OpenBLAS's per-thread thread count, or None. Its worker threads spin;
-    on fronts of a few hundred rows with the other cores busy they made the
-    solve many times slower, so the solve runs single-threaded."""
+def _openblas_thread_count():
+    """scipy's OpenBLAS (get, set) of its thread count, or None where it is not a pip wheel's."""
     libs = os.path.join(os.path.dirname(scipy.__file__), os.pardir, "scipy.libs", "libscipy_openblas*")
     try:
-        return ctypes.CDLL(sorted(glob.glob(libs))[0]).openblas_set_num_threads_local
+        library = ctypes.CDLL(sorted(glob.glob(libs))[0])
+        return library.scipy_openblas_get_num_threads, library.scipy_openblas_set_num_threads
     except (IndexError, OSError, AttributeError):
         return None
 
 
-_SET_BLAS_THREADS = _openblas_threads_setter()
+class _OneBlasThread:
+    """OpenBLAS on one thread while any solve runs. Its worker threads spin; on fronts of a few
+    hundred rows with the other cores busy they made the solve many times slower, and they
+    split its sums differently, so the alpha would depend on timing. The count is the whole
+    process's (the wheel's pthreads build makes even ``openblas_set_num_threads_local``
+    process-wide), so the first solve to start sets it and the last to end gives it back."""
+
+    def __init__(self):
+        self._count = _openblas_thread_count()
+        self._lock = threading.Lock()
+        self._running = 0
+        self._before = None
+
+    def __enter__(self):
+        with self._lock:
+            if self._count and self._running == 0:
+                get, set_count = self._count
+                self._before = get()
+                set_count(1)
+            self._running += 1
+
+    def __exit__(self, *exc_info):
+        with self._lock:
+            self._running -= 1
+            if self._count and self._running == 0:
+                self._count[1](self._before)
+
+    def after_fork_in_child(self):
+        """A forked child has none of the parent's solver threads: the count they held goes back."""
+        self._lock = threading.Lock()
+        if self._count and self._running:
+            self._count[1](self._before)
+        self._running = 0
+
+
+_ONE_BLAS_THREAD = _OneBlasThread()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_ONE_BLAS_THREAD.after_fork_in_child)
 
 
 def solve(indptr, indices, data, b, starts, ends, kid_ptr, kids, threads=None, budget=None, precision=np.float32):
@@ -104,34 +141,25 @@ def solve(indptr, indices, data, b, starts, ends, kid_ptr, kids, threads=None, b
     no_skip, no_external = np.zeros(nodes, np.bool_), np.full(nodes, -1, np.int64)
     x = np.zeros(len(b))
 
-    def single_blas(function, *args):
-        previous = _SET_BLAS_THREADS(1) if _SET_BLAS_THREADS else None
-        try:
-            return function(*args)
-        finally:
-            if _SET_BLAS_THREADS:
-                _SET_BLAS_THREADS(previous)
-
     def subtree(k, rows, out, keep=-1):
-        return single_blas(_factor, *system, rows, out, first[k], k, no_skip, external, handover, handover_ptr,
-                           keep, *blas)
+        return _factor(*system, rows, out, first[k], k, no_skip, external, handover, handover_ptr, keep, *blas)
 
     def redo(span):  # factor the nodes not kept in span again, keeping their rows, and back-substitute them
         lo, hi = span
         again = np.zeros(nodes, np.bool_)
         again[lo:hi + 1] = ~kept[lo:hi + 1]
         rows, out = rows_for(again)
-        ok = single_blas(_factor, *system, rows, out, lo, hi, kept, no_external, handover, handover_ptr, -1, *blas)
+        ok = _factor(*system, rows, out, lo, hi, kept, no_external, handover, handover_ptr, -1, *blas)
         _back_substitute(starts, ends, border_ptr, border_idx, rows, out, x, lo, hi)
         return ok
 
-    with pool_one_core_each(threads, "segkit-solve") as pool:
+    with _ONE_BLAS_THREAD, pool_one_core_each(threads, "segkit-solve") as pool:
         if tasks == [nodes - 1]:  # the whole tree as one task
             ok = subtree(nodes - 1, offsets, factors)
         else:
             ok = all(pool.map(lambda i: subtree(tasks[i], offsets, factors, keep=i), range(len(tasks))))
-            ok = ok and single_blas(_factor, *system, offsets, factors, 0, nodes - 1, in_task, external,
-                                    handover, handover_ptr, -1, *blas)
+            ok = ok and _factor(*system, offsets, factors, 0, nodes - 1, in_task, external, handover, handover_ptr,
+                                -1, *blas)
             handover = np.empty(0, precision)  # the fronts are assembled: free them before the back substitution
         if not ok:
             return None
