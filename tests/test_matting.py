@@ -251,10 +251,12 @@ def test_solves_keep_openblas_on_one_thread_and_give_its_count_back(monkeypatch)
     must come back after the last solve, not be restored under a running one or left at 1."""
     from concurrent.futures import ThreadPoolExecutor
 
+    from segkit.pixels._blas import ONE_BLAS_THREAD
+
     cholesky = matting.cholesky
-    if cholesky._ONE_BLAS_THREAD._count is None:
+    if ONE_BLAS_THREAD._count is None:
         pytest.skip("scipy's OpenBLAS here is not a pip wheel's")
-    get, set_count = cholesky._ONE_BLAS_THREAD._count
+    get, set_count = ONE_BLAS_THREAD._count
     seen, factor = [], cholesky._factor
 
     def factor_seeing_the_count(*args):
