@@ -57,13 +57,15 @@ class OneBlasThread:
         with self._lock:
             self._running -= 1
             if self._count and self._running == 0:
-                self._count[1](self._before)
+                _, set_count = self._count
+                set_count(self._before)
 
     def after_fork_in_child(self):
         """A forked child has none of the parent's solver threads: the count they held goes back."""
         self._lock = threading.Lock()
         if self._count and self._running:
-            self._count[1](self._before)
+            _, set_count = self._count
+            set_count(self._before)
         self._running = 0
 
 
