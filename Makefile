@@ -9,9 +9,14 @@ $(VENV)/.installed: requirements.txt requirements-test.txt requirements-ray.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-test.txt -r requirements-ray.txt
 	touch $@
 
-setup: $(VENV)/.installed
+# The default model and the compiled kernels, again only when the packages or segkit's code changed: a
+# later `make app` starts the app at once (the app fetches a missing model and recompiles a cleared cache itself).
+$(VENV)/.warmed-up: $(VENV)/.installed $(shell find segkit -name '*.py')
 	$(PY) -m segkit download u2netp
 	$(PY) -m segkit warm-up
+	touch $@
+
+setup: $(VENV)/.warmed-up
 
 app: setup
 	MALLOC_ARENA_MAX=2 $(PY) app.py $(ARGS)  # two malloc heaps keep the server's memory flat (SECURITY.md)
