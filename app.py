@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 from pathlib import Path
 
 import gradio as gr
@@ -51,6 +52,14 @@ with gr.Blocks(title="segkit: cut out the subject", delete_cache=(600, 900)) as 
 demo.queue(default_concurrency_limit=QUEUE_CONCURRENCY, max_size=64)
 
 
+def close_server(signum, _frame) -> None:
+    """Ctrl-C, and SIGTERM from docker, systemd or a Space: close the page's streams and the queue
+    first, so Gradio's server shuts down (deleting its temp files) instead of timing out."""
+    if not demo.is_running:  # still starting
+        raise SystemExit(128 + signum)
+    demo.close()
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description="segkit web app")
     parser.add_argument("--host", default=os.getenv("GRADIO_SERVER_NAME", "127.0.0.1"))
@@ -79,8 +88,11 @@ def main(argv=None) -> None:
             segkit.preload(name)
         except segkit.SegkitError as exc:  # serve anyway: the page shows the same error on use
             log.warning("could not preload %s: %s", name, service.public_message(exc))
+    signal.signal(signal.SIGTERM, close_server)
+    signal.signal(signal.SIGINT, close_server)
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, max_file_size=UPLOAD_CEILING,
-                show_error=False, css=CSS, head_paths=[API_PAGE_HEAD], mcp_server=args.mcp or None)
+                show_error=False, css=CSS, head_paths=[API_PAGE_HEAD], mcp_server=args.mcp or None,
+                allowed_paths=[str(service.output_root())])  # results may live outside the temp folder
 
 
 if __name__ == "__main__":

@@ -3,10 +3,22 @@ through segkit's own download path on first use), never a stub."""
 
 from __future__ import annotations
 
+import tempfile
+
 import pytest
 
 import segkit
 from segkit.models.sessions import POOL
+
+
+@pytest.fixture(scope="session", autouse=True)
+def temp_folder_of_this_run(tmp_path_factory):
+    """This process's temp files under pytest's own folder, which pytest prunes: gradio_client
+    leaves an empty folder in the temp folder per file it downloads (thousands a run)."""
+    patch = pytest.MonkeyPatch()
+    patch.setattr(tempfile, "tempdir", str(tmp_path_factory.mktemp("tmp")))
+    yield
+    patch.undo()
 
 
 @pytest.fixture(scope="session")

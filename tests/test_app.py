@@ -12,6 +12,7 @@ from gradio_client import handle_file
 from PIL import Image
 
 import corpus
+import segkit.service
 from appserver import REPO, AppServer
 from helpers import png_bytes
 
@@ -107,9 +108,11 @@ def test_errors_are_clear_text_without_paths(client, files, tmp_path):
                        api_name="/remove_background_batch")
 
 
-def test_no_file_outside_gradios_temp_files_is_served(server):
+def test_no_file_outside_its_own_temp_folders_is_served(server):
+    outputs = segkit.service.output_root()  # served (allowed_paths), so no way out of it either
     for target in ("/etc/passwd", "app.py", "../../etc/passwd", "%2e%2e/%2e%2e/etc/passwd",
-                   str(shutil.which("python3") or "/usr/bin/python3")):
+                   str(shutil.which("python3") or "/usr/bin/python3"), f"{outputs}/../../etc/passwd",
+                   f"{outputs}/%2e%2e/%2e%2e/etc/passwd", f"{outputs}/..%2f..%2fetc/passwd"):
         response = requests.get(f"{server.url}gradio_api/file={target}", timeout=10)
         assert response.status_code in (403, 404), target
         assert b"root:" not in response.content

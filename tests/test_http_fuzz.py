@@ -1,12 +1,14 @@
 """The generated bad option values (``corpus.bad_options()``) sent to both endpoints of the real
 app, through gradio_client and as raw HTTP (``POST /gradio_api/call/<api>``, where NaN and
 infinities go as JSON literals): each gets its own message, never Gradio's generic text, and
-the server still answers. Also: what requests leave on disk, and a background bomb's memory."""
+the server still answers. Also: what requests leave on disk, a background bomb's memory, and
+what a stopped server leaves."""
 
 from __future__ import annotations
 
 import json
 import re
+import signal
 import time
 
 import pytest
@@ -24,12 +26,14 @@ OUTPUT_MAX_MB, OUTPUT_TTL = 1, 4
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory):
     root = tmp_path_factory.mktemp("fuzz")
-    return {"gradio": root / "gradio", "outputs": root / "outputs", "files": root / "files"}
+    (root / "tmp").mkdir()
+    return {"gradio": root / "gradio", "outputs": root / "outputs", "files": root / "files", "tmp": root / "tmp"}
 
 
 @pytest.fixture(scope="module")
 def server(u2netp_path, folders):
     app = AppServer(env={"GRADIO_TEMP_DIR": str(folders["gradio"]), "SEGKIT_OUTPUT_DIR": str(folders["outputs"]),
+                         "TMPDIR": str(folders["tmp"]),  # the outputs then lie outside it, as an operator's may
                          "SEGKIT_OUTPUT_MAX_MB": str(OUTPUT_MAX_MB), "SEGKIT_OUTPUT_TTL": str(OUTPUT_TTL)})
     yield app
     app.stop()
@@ -198,3 +202,18 @@ def test_requests_leave_no_files_behind_and_outputs_stay_bounded(client, folders
     time.sleep(OUTPUT_TTL + 1)
     client.predict(photo, api_name="/remove_background")
     assert len(list(folders["outputs"].iterdir())) == 1  # only the newest request's
+
+
+def test_sigterm_stops_the_server_and_its_temp_files_go(server, client, folders):
+    """docker, systemd and Spaces stop a server with SIGTERM (the last test here: it stops the
+    module's server). It exits 0 within seconds, the uploads and results Gradio kept are gone, and
+    so is the example photos' folder. Only Gradio's copies of the examples stay: named by their
+    contents' hash, a restart reuses them."""
+    client.predict(handle_file(str(folders["files"] / "good.png")), api_name="/remove_background")
+    assert "good.png" in {path.name for path in folders["gradio"].rglob("*")}
+    assert len(list(folders["tmp"].glob("segkit-examples-*"))) == 1
+    server.process.send_signal(signal.SIGTERM)
+    assert server.process.wait(30) == 0
+    left = {path.name for path in folders["gradio"].rglob("*") if path.is_file()}
+    assert left <= {"astronaut.jpg", "chelsea.jpg", "coffee.jpg"}, left
+    assert not list(folders["tmp"].glob("segkit-examples-*"))

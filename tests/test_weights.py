@@ -114,3 +114,31 @@ def test_segkit_finds_rembgs_newer_layout(home, u2netp_path):
     target.mkdir(parents=True)
     shutil.copy(u2netp_path, target / "u2netp.onnx")
     assert segkit.download("u2netp") == target / "u2netp.onnx"
+
+
+def test_a_verified_file_is_not_hashed_again_in_a_new_process_until_it_changes(home, u2netp_path, monkeypatch):
+    """The stamp beside a verified file spares each new process the hash (a 1 GB model at every app
+    start); a write that keeps the size and the mtime still shows, through the ctime."""
+    path, stamp = home / "u2netp.onnx", home / ".u2netp.onnx.verified"
+    shutil.copy(u2netp_path, path)
+    assert segkit.is_cached("u2netp") and not stamp.exists()  # just written: not stamped yet
+    monkeypatch.setattr(weights, "_verified", {})
+    monkeypatch.setattr(weights, "_SETTLED_SECONDS", -1)  # as if it had been still for a while
+    assert segkit.is_cached("u2netp") and stamp.exists()
+
+    no_hashing = ("import segkit; from segkit.models import weights\n"
+                  "def hashed(*args): raise SystemExit('hashed ' + str(args[0]))\n"
+                  "weights.file_digest = hashed\nprint(segkit.is_cached('u2netp'))")
+    run = subprocess.run([sys.executable, "-c", no_hashing], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "U2NET_HOME": str(home)})
+    assert (run.returncode, run.stdout.strip()) == (0, "True"), run.stderr[-2000:]
+
+    before = path.stat()
+    with open(path, "r+b") as file:  # one byte changed in place, then the mtime put back
+        file.seek(5000)
+        file.write(bytes([file.read(1)[0] ^ 0xFF]))
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert path.stat().st_size == before.st_size and path.stat().st_mtime_ns == before.st_mtime_ns
+    monkeypatch.setattr(weights, "_verified", {})
+    assert not segkit.is_cached("u2netp")
+    assert md5(segkit.download("u2netp")) == U2NETP_MD5  # and replaced

@@ -5,7 +5,9 @@ the before/after of the chosen cutout is the main output. Also the two HTTP endp
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 import time
 
@@ -26,11 +28,13 @@ SAMPLE_PHOTO = "https://raw.githubusercontent.com/gradio-app/gradio/main/test/te
 
 
 def example_photos() -> list[str]:
-    """scikit-image's bundled photos (a person, a cat, a cup) written to a temp folder."""
+    """scikit-image's bundled photos (a person, a cat, a cup) written to a temp folder, removed
+    when the app exits (Ctrl-C or SIGTERM, see app.py): a restart does not leave one behind."""
     from PIL import Image
     from skimage import data
 
     folder = tempfile.mkdtemp(prefix="segkit-examples-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
     paths = []
     for name in ("astronaut", "chelsea", "coffee"):
         path = os.path.join(folder, f"{name}.jpg")

@@ -14,6 +14,7 @@ import hashlib
 import logging
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -57,7 +58,8 @@ def file_digest(path: Path, algorithm: str) -> str:
 
 
 def verify(path: Path, weights: WeightFile) -> bool:
-    """True when ``path`` holds the expected bytes; remembered per (path, size, mtime)."""
+    """True when ``path`` holds the expected bytes; remembered per (path, size, mtime) in this
+    process, and across processes by a stamp file beside it (see :func:`_stamp`)."""
     if not checksum_checking_enabled() or not weights.checksum:
         return path.is_file()
     try:
@@ -68,11 +70,33 @@ def verify(path: Path, weights: WeightFile) -> bool:
     with _verified_lock:
         if key in _verified:
             return _verified[key]
-    algorithm, expected = weights.checksum.split(":", 1)
-    ok = file_digest(path, algorithm) == expected
+    stamp, stamp_file = _stamp(st, weights.checksum), path.with_name(f".{path.name}.verified")
+    try:
+        ok = stamp_file.read_text() == stamp
+    except (OSError, UnicodeDecodeError):
+        ok = False
+    if not ok:
+        algorithm, expected = weights.checksum.split(":", 1)
+        ok = file_digest(path, algorithm) == expected
+        if ok and time.time() - st.st_ctime > _SETTLED_SECONDS:
+            try:
+                stamp_file.write_text(stamp)
+            except OSError:
+                pass  # a read-only cache: hashed again by the next process, as before
     with _verified_lock:
         _verified[key] = ok
     return ok
+
+
+_SETTLED_SECONDS = 2  # longer than a filesystem's timestamp step, so the file can't change unseen
+
+
+def _stamp(st: os.stat_result, checksum: str) -> str:
+    """What a verified file looked like: a new process trusts the file while it still looks so
+    rather than hashing it again (a 1 GB model at every start). Any write changes its ctime, which
+    no one can set; a file is stamped only once it has been still for a while (git's racy-clean
+    rule), since a write within the same timestamp step would not show."""
+    return f"{checksum} size={st.st_size} mtime={st.st_mtime_ns} ctime={st.st_ctime_ns} inode={st.st_ino}\n"
 
 
 def candidate_paths(spec: ModelSpec, weights: Optional[WeightFile] = None) -> list[Path]:
