@@ -111,7 +111,7 @@ def _remove(args: argparse.Namespace) -> int:
             try:
                 segment_video_cli(source, out_dir, relative, args.format, values, args.quiet,
                                   only_mask=args.only_mask, smooth=args.smooth)
-            except SegkitError as exc:
+            except (SegkitError, OSError) as exc:  # OSError: the output can't be written (a full disk...)
                 failed += 1
                 tqdm.write(f"error: {source}: {exc}", file=sys.stderr)
             continue
@@ -121,8 +121,12 @@ def _remove(args: argparse.Namespace) -> int:
             tqdm.write(f"error: {source}: {result.error}", file=sys.stderr)
             continue
         target = out_dir / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        save_png(result.mask if args.only_mask else result.cutout, target)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            save_png(result.mask if args.only_mask else result.cutout, target)
+        except OSError as exc:  # this file is lost, not the rest of the run
+            failed += 1
+            tqdm.write(f"error: {source}: could not write {target}: {exc.strerror or exc}", file=sys.stderr)
     done = len(pairs) - failed
     kind = "files" if any(source.suffix.lower() in VIDEO_SUFFIXES for source, _ in pairs) else "images"
     print(f"{done} of {len(pairs)} {kind} written to {out_dir}" + (f", {failed} failed" if failed else ""),

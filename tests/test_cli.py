@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from PIL import Image
 
 import corpus
@@ -128,3 +129,39 @@ def test_no_input_is_lost_to_a_shared_output_name_or_written_over(tmp_path, phot
     run = run_cli("remove", inputs, "-o", inputs, "-q")
     assert run.returncode == 2 and "tall.png: its cutout would be written over it" in run.stderr
     assert (inputs / "tall.png").read_bytes() == before and len(list(inputs.iterdir())) == 3
+
+
+def test_a_cutout_that_cannot_be_written_is_reported_and_the_rest_are_written(tmp_path, photos, u2netp_path,
+                                                                               capsys):
+    """An output that can't be written (here a folder already holds its name; a full disk or a
+    read-only folder alike) fails that input alone, in one line, and leaves no partial file."""
+    for name in ("cat", "cup"):
+        Image.fromarray(photos["chelsea" if name == "cat" else "coffee"]).resize((150, 100)).save(
+            tmp_path / f"{name}.png")
+    out = tmp_path / "out"
+    (out / "cat.png").mkdir(parents=True)
+    assert cli.main(["remove", str(tmp_path / "cat.png"), str(tmp_path / "cup.png"), "-o", str(out), "-q"]) == 1
+    err = capsys.readouterr().err
+    assert f"error: {tmp_path / 'cat.png'}: could not write {out / 'cat.png'}: Is a directory" in err
+    assert "1 of 2 images written" in err and "Traceback" not in err
+    assert Image.open(out / "cup.png").size == (150, 100)
+    assert sorted(p.name for p in out.iterdir()) == ["cat.png", "cup.png"]  # no .part file left
+
+
+def test_a_png_stopped_mid_write_leaves_nothing_under_its_name(tmp_path, monkeypatch):
+    """Ctrl-C (or a full disk) while a PNG is written: no cut-off file a person or a rerun would
+    take for finished, no temporary file either; an earlier file of that name stays whole."""
+    from segkit.io.encode import save_png
+
+    target = tmp_path / "cut.png"
+    save_png(Image.new("RGBA", (40, 30), (1, 2, 3, 4)), target)
+    written = target.read_bytes()
+
+    def stopped(self, fp, *args, **kwargs):
+        fp.write(b"\x89PNG\r\n\x1a\n half")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Image.Image, "save", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        save_png(Image.new("RGBA", (40, 30)), target)
+    assert target.read_bytes() == written and [p.name for p in tmp_path.iterdir()] == ["cut.png"]

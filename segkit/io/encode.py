@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import uuid
 import zipfile
 from collections import Counter
 from pathlib import Path, PurePosixPath
@@ -22,8 +23,21 @@ from ..errors import InvalidInputError
 PNG_COMPRESS_LEVEL = 1
 
 
-def save_png(image: Image.Image, path: str | os.PathLike) -> None:
-    image.save(path, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+def save_png(image: Image.Image, target) -> None:
+    """PNG into a file object, or into a path whole or not at all: a stop (Ctrl-C) or a full disk
+    mid-way leaves no cut-off file under the name, for a person or a rerun to take for finished."""
+    if not isinstance(target, (str, os.PathLike)):
+        image.save(target, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+        return
+    path = Path(target)
+    part = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.part")
+    try:
+        with open(os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb") as file:
+            image.save(file, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+        os.replace(part, path)
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
 
 
 def unique_names(labels: list[str]) -> list[str]:
