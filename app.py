@@ -69,6 +69,10 @@ def main(argv=None) -> None:
                         help="fetch and load a model before serving (repeatable; default $SEGKIT_PRELOAD or u2netp)")
     parser.add_argument("--mcp", action="store_true", help="also serve the endpoints as MCP tools (gradio[mcp])")
     args = parser.parse_args(argv)
+    try:
+        service.check_output_root()
+    except segkit.SegkitError as exc:
+        parser.error(str(exc))
     few_malloc_heaps()  # before the model sessions start their threads
     if args.mcp:
         try:

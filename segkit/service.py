@@ -10,13 +10,14 @@ import shutil
 import tempfile
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Unpack
+from typing import Any, Iterator, Optional, Unpack
 from urllib.parse import urlsplit
 
 from .batch import ProgressFn, process
-from .errors import InvalidInputError, ModelNotAvailableError
+from .errors import InvalidInputError, ModelNotAvailableError, SegkitError
 from .io.encode import save_png, unique_names, write_zip
 from .io.url import fetch_url
 from .models import catalog
@@ -82,13 +83,37 @@ def prune_outputs(base: Path, max_age: float = OUTPUT_TTL, max_bytes: int = OUTP
         total -= size
 
 
+def check_output_root(root: str | os.PathLike | None = None) -> None:
+    """Before serving: the results folder can be written, else an error that names it."""
+    base = output_root(root)
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=base).close()
+    except OSError as exc:
+        raise SegkitError(f"the results folder {base} (SEGKIT_OUTPUT_DIR) can't be written: "
+                          f"{exc.strerror or exc}", subject="SEGKIT_OUTPUT_DIR") from None
+
+
+@contextmanager
+def storing() -> Iterator[None]:
+    """A full disk or a results folder that can't be written is the server's fault, not the
+    visitor's: one message that says so, and the details in the server's log."""
+    try:
+        yield
+    except OSError as exc:
+        log.error("could not write results under %s: %s", output_root(), exc)
+        raise SegkitError("the server could not store the results (its disk is full, or its results folder "
+                          "can't be written). Try again later, or tell whoever runs this server") from None
+
+
 def output_dir(root: str | os.PathLike | None = None) -> Path:
     """A fresh folder for one request's files; old ones are pruned on the way."""
     base = output_root(root)
-    base.mkdir(parents=True, exist_ok=True)
-    prune_outputs(base)
-    folder = base / uuid.uuid4().hex
-    folder.mkdir()
+    with storing():
+        base.mkdir(parents=True, exist_ok=True)
+        prune_outputs(base)
+        folder = base / uuid.uuid4().hex
+        folder.mkdir()
     return folder
 
 
@@ -158,7 +183,8 @@ def serve_batch(inputs: list[Any], *, progress: ProgressFn = None, root: str | o
     zip_path = None
     if served:
         zip_path = str(folder / "cutouts.zip")
-        write_zip([Path(s.cutout) for s in served], zip_path)
+        with storing():
+            write_zip([Path(s.cutout) for s in served], zip_path)
     return ServedBatch(served, warnings, zip_path)
 
 
@@ -166,15 +192,16 @@ def _save(result, stem: str, folder: Path) -> ServedImage:
     """One finished image's files (original, cutout, mask, per-class masks) and its caption."""
     paths = {kind: str(folder / f"{stem}{suffix}.png")
              for kind, suffix in (("original", "-original"), ("cutout", ""), ("mask", "-mask"))}
-    save_png(result.image, paths["original"])
-    save_png(result.cutout, paths["cutout"])
-    save_png(result.mask, paths["mask"])
     class_masks = []
-    if len(result.masks) > 1:
-        for label, mask in result.masks.items():
-            path = str(folder / f"{stem}-{label.replace(' ', '_')}.png")
-            save_png(mask, path)
-            class_masks.append((path, label))
+    with storing():
+        save_png(result.image, paths["original"])
+        save_png(result.cutout, paths["cutout"])
+        save_png(result.mask, paths["mask"])
+        if len(result.masks) > 1:
+            for label, mask in result.masks.items():
+                path = str(folder / f"{stem}-{label.replace(' ', '_')}.png")
+                save_png(mask, path)
+                class_masks.append((path, label))
     caption = f"{stem}.png · {result.cutout.width}×{result.cutout.height}"
     return ServedImage(result.label, paths["original"], paths["cutout"], paths["mask"], caption, class_masks)
 
@@ -205,5 +232,6 @@ def serve_one(image: Any, *, root: str | os.PathLike | None = None, **options: U
         raise InvalidInputError(public_message(result.error), subject=result.error.subject)
     (stem,) = unique_names([result.label])
     path = output_dir(root) / f"{stem}.png"
-    save_png(result.cutout, path)
+    with storing():
+        save_png(result.cutout, path)
     return str(path)

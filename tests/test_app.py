@@ -1,5 +1,6 @@
 """The real app on a localhost port, driven by gradio_client as a program would."""
 
+import os
 import shutil
 import subprocess
 import sys
@@ -139,3 +140,12 @@ def test_unknown_preload_model_stops_with_the_valid_names():
     done = subprocess.run([sys.executable, str(REPO / "app.py"), "--preload", "u3net"], cwd=REPO,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "unknown model 'u3net'; choose one of: u2net, u2netp" in done.stderr
+
+
+def test_a_results_folder_that_cannot_be_written_stops_the_app_before_it_serves(tmp_path):
+    (tmp_path / "file").write_bytes(b"")
+    done = subprocess.run([sys.executable, str(REPO / "app.py")], cwd=REPO, capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "SEGKIT_OUTPUT_DIR": str(tmp_path / "file" / "results")})
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert (f"the results folder {tmp_path / 'file' / 'results'} (SEGKIT_OUTPUT_DIR) can't be written: "
+            "Not a directory") in done.stderr

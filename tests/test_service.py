@@ -136,3 +136,22 @@ def test_output_storage_is_bounded_by_age_and_by_size(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["middle", "newest"]
     files = list(tmp_path.rglob("*"))
     assert sum(f.stat().st_size for f in files if f.is_file()) == 800_000
+
+
+def test_results_that_cannot_be_stored_get_a_message_for_the_visitor_and_one_for_the_operator(
+        tmp_path, photos, u2netp_path, caplog):
+    """A full disk or a results folder that can't be written (here a file stands where it should
+    be) is the server's fault: the visitor reads that, the server's log has the details, and
+    ``check_output_root`` (which the app runs before serving) names the folder and its variable."""
+    blocked = tmp_path / "file"
+    blocked.write_bytes(b"")
+    photo = png_bytes(photos["chelsea"][:60, :80])
+    for serve in (service.serve_batch, service.serve_one):
+        with pytest.raises(segkit.SegkitError, match=r"^the server could not store the results \(its disk is full"):
+            serve([photo] if serve is service.serve_batch else photo, root=blocked / "results")
+    assert "could not write results" in caplog.text and "Not a directory" in caplog.text
+    with pytest.raises(segkit.SegkitError, match=rf"^the results folder {blocked / 'results'} \(SEGKIT_OUTPUT_DIR\) "
+                                                  "can't be written: Not a directory"):
+        service.check_output_root(blocked / "results")
+    service.check_output_root(tmp_path / "results")  # a folder that can be made is fine
+    assert service.serve_one(photo, root=tmp_path / "results").endswith(".png")
