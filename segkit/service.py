@@ -101,7 +101,7 @@ def storing() -> Iterator[None]:
     try:
         yield
     except OSError as exc:
-        log.error("could not write results under %s: %s", output_root(), exc)
+        log.error("could not write results: %s", exc)  # the error names the file or folder
         raise SegkitError("the server could not store the results (its disk is full, or its results folder "
                           "can't be written). Try again later, or tell whoever runs this server") from None
 
