@@ -115,3 +115,19 @@ def test_big_live_frames_are_shrunk_first(u2netp_path):
     frame = np.zeros((1440, 1920, 3), np.uint8)
     cutout, line = live.cut_frame(frame, model="u2netp")
     assert cutout.size == (live.LONG_SIDE, live.LONG_SIDE * 3 // 4) and line.endswith("640×480")
+
+
+def test_a_full_disk_mid_video_gets_the_storage_message_and_leaves_no_folder(clip, tmp_path, monkeypatch):
+    """ENOSPC from the encoder (injected: a disk can't be filled here) is the server's fault: the
+    visitor reads that, as for photos, not Gradio's generic error; the request's folder goes."""
+    import errno
+
+    from segkit.video import writer
+
+    def full(self, pts, image):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(writer.VideoWriter, "write", full)
+    with pytest.raises(segkit.SegkitError, match=r"^the server could not store the results \(its disk is full"):
+        serve_video(clip, root=tmp_path)
+    assert list(tmp_path.iterdir()) == []

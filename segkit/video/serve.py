@@ -20,7 +20,7 @@ from ..batch import time_left
 from ..errors import InvalidInputError, ModelNotAvailableError
 from ..io.url import fetch_url
 from ..options import Options
-from ..service import for_visitor, output_dir
+from ..service import for_visitor, output_dir, storing
 from .reader import check_limits, limit, probe
 from .run import VideoCancelled, segment_video
 from .writer import FORMATS
@@ -128,8 +128,9 @@ def serve_video(source: str | os.PathLike | None, url: str = "", *, formats: tup
                     progress(overall / whole, " · ".join(p for p in (f"frame {done} of {total}", stage, eta) if p))
 
             target = folder / f"{path.stem}-cutout.{fmt}"
-            made[fmt] = str(segment_video(path, target, background=background, smooth=smooth, fmt=fmt,
-                                          progress=report, cancel=cancel, **options))
+            with storing():  # the reader turns what is wrong with the video into InvalidInputError
+                made[fmt] = str(segment_video(path, target, background=background, smooth=smooth, fmt=fmt,
+                                              progress=report, cancel=cancel, **options))
         return ServedVideo(made[PREVIEW_FORMAT], [made[f] for f in passes if f in formats], frames,
                            time.perf_counter() - started)
     except ModelNotAvailableError as exc:
