@@ -18,7 +18,7 @@ from . import warmup
 from .batch import preload, process
 from .errors import SegkitError
 from .io.decode import IMAGE_SUFFIXES
-from .io.encode import distinct_outputs, output_name, overwrites_input, save_png
+from .io.encode import distinct_outputs, found_kind, output_name, overwrites_input, save_png
 from .models import catalog
 from .models.lookup import get_model
 from .models.weights import is_cached, licence_notice, model_path
@@ -29,20 +29,37 @@ from .video.formats import DEFAULT_FORMAT, FORMATS as VIDEO_FORMATS, VIDEO_SUFFI
 MEDIA_SUFFIXES = IMAGE_SUFFIXES | VIDEO_SUFFIXES
 
 
-def collect_inputs(paths: list[str], video_format: str = DEFAULT_FORMAT) -> list[tuple[Path, Path]]:
-    """(input file, output path relative to -o) pairs; folders keep their structure, photos
-    become .png and videos ``video_format``, and no two inputs write one file."""
-    found = []
+def collect_inputs(paths: list[str], video_format: str = DEFAULT_FORMAT,
+                   output: Path | None = None) -> tuple[list[tuple[Path, Path]], list[Path]]:
+    """(input file, output path relative to -o) pairs, and the given folders' files that are
+    neither photo nor video. Folders keep their structure, photos become .png and videos
+    ``video_format``, and no two inputs write one file; hidden files and what lies under
+    ``output`` are left out (``io.encode.found_kind``)."""
+    found, others = [], []
     for raw in paths:
         path = Path(raw)
-        if path.is_dir():
-            files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in MEDIA_SUFFIXES)
-            found += [(file, path.as_posix()) for file in files]
-        else:
+        if not path.is_dir():
             found.append((path, None))
+            continue
+        inside = _inside(output, path)
+        for file in sorted(p for p in path.rglob("*") if p.is_file()):
+            kind = found_kind(file.as_posix(), path.as_posix(), MEDIA_SUFFIXES, inside)
+            if kind == "input":
+                found.append((file, path.as_posix()))
+            elif kind == "other":
+                others.append(file)
     named = [(file.as_posix(), output_name(file.as_posix(), folder, _output_suffix(file, video_format)))
              for file, folder in found]
-    return [(Path(file), Path(name)) for file, name in distinct_outputs(named)]
+    return [(Path(file), Path(name)) for file, name in distinct_outputs(named)], others
+
+
+def _inside(output: Path | None, folder: Path) -> str | None:
+    """``output`` in the form of the paths found under ``folder``, where it is a folder inside it
+    (the folder itself is left to the check that no cutout replaces its photo)."""
+    if output is None or not output.resolve().is_relative_to(folder.resolve()):
+        return None
+    relative = output.resolve().relative_to(folder.resolve())
+    return (folder / relative).as_posix() if relative.parts else None
 
 
 def _output_suffix(file: Path, video_format: str) -> str:
@@ -88,11 +105,15 @@ def _remove(args: argparse.Namespace) -> int:
         from .scale.ray_job import main_from_args  # Ray loads only for --ray
 
         return main_from_args(args, values)
-    pairs = collect_inputs(args.inputs, args.format or DEFAULT_FORMAT)
+    out_dir = Path(args.output)
+    pairs, others = collect_inputs(args.inputs, args.format or DEFAULT_FORMAT, out_dir)
+    if others:
+        names = ", ".join(file.name for file in others[:3]) + ", ..." * (len(others) > 3)
+        print(f"skipped {len(others)} file{'s' * (len(others) > 1)}, neither photo nor video: {names}",
+              file=sys.stderr)
     if not pairs:
         print("error: no image or video files found in the given inputs", file=sys.stderr)
         return 2
-    out_dir = Path(args.output)
     for source, relative in pairs:
         if (out_dir / relative).resolve() == source.resolve():
             raise overwrites_input(source)

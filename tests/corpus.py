@@ -48,6 +48,18 @@ def _with_orientation(orientation: int) -> bytes:
     return encode(photo(120, 90), "JPEG", exif=exif.tobytes(), quality=90)
 
 
+def heic(image: Image.Image, orientation: int = 1) -> bytes:
+    """HEIC as an iPhone writes it, through pillow-heif's own writer (not Pillow's plugin, so
+    that segkit's registering of it on first use is what the tests see)."""
+    import pillow_heif
+
+    exif = Image.Exif()
+    exif[0x0112] = orientation  # pillow-heif stores a turn as the file's rotation, as phones do
+    buffer = io.BytesIO()
+    pillow_heif.from_pillow(image).save(buffer, quality=90, exif=exif.tobytes())
+    return buffer.getvalue()
+
+
 def _animated(fmt: str) -> bytes:
     frames = [photo(64, 48), photo(64, 48).transpose(Image.Transpose.FLIP_LEFT_RIGHT)]
     return encode(frames[0], fmt, save_all=True, append_images=frames[1:], duration=100, loop=0)
@@ -61,7 +73,7 @@ def file_cases() -> dict[str, tuple[bytes, tuple[str, object]]]:
         "empty file": (b"", ("error", "empty")),
         "truncated png": (png[: len(png) // 3], ("error", "truncated or corrupt")),
         "truncated jpeg": (jpeg[: len(jpeg) // 2], ("error", "truncated or corrupt")),
-        "png header only": (png[:33], ("error", "not an image")),
+        "png header only": (png[:33], ("error", "truncated or corrupt")),
         "text named as image": (b"just some text, not pixels\n" * 10, ("error", "not an image")),
         "html named as image": (b"<!doctype html><html><body><img src=x></body></html>", ("error", "not an image")),
         "svg named as image": (b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect/></svg>',
@@ -86,6 +98,10 @@ def file_cases() -> dict[str, tuple[bytes, tuple[str, object]]]:
         "animated WebP (first frame)": (_animated("WEBP"), ("ok", (64, 48))),
         "BMP": (encode(photo(), "BMP"), ("ok", (120, 90))),
         "progressive JPEG": (encode(photo(), "JPEG", progressive=True), ("ok", (120, 90))),
+        "HEIC": (heic(photo()), ("ok", (120, 90))),
+        "HEIC stored turned (portrait)": (heic(photo(), orientation=6), ("ok", (90, 120))),
+        "truncated HEIC": (heic(photo())[:-120], ("error", "truncated or corrupt")),
+        "AVIF": (encode(photo(), "AVIF"), ("ok", (120, 90))),
     }
     for orientation in range(1, 9):  # 5..8 swap width and height
         size = (90, 120) if orientation >= 5 else (120, 90)

@@ -106,6 +106,25 @@ def test_upload_photo_and_see_cutout(page, cat, server):
     assert 0.05 < (np.asarray(image)[:, :, 3] > 127).mean() < 0.95
 
 
+def test_an_iphone_photo_comes_back_upright_with_its_before_picture(page, tmp_path, photos):
+    """iPhones save HEIC, which the browser cannot show: it is taken, cut out upright (stored
+    turned, as phones store portraits) and the before/after shows the photo as a PNG."""
+    import corpus
+    from playwright.sync_api import expect
+
+    iphone = tmp_path / "IMG_0042.HEIC"
+    portrait = Image.fromarray(photos["astronaut"]).resize((300, 400))
+    iphone.write_bytes(corpus.heic(portrait.transpose(Image.Transpose.ROTATE_90), orientation=6))  # as the sensor saw it
+    upload(page, iphone)
+    page.wait_for_function("() => document.querySelectorAll('.file-preview .filename').length == 1", timeout=30_000)
+    press_and_wait(page)
+    expect(page.get_by_text("IMG_0042.png · 300×400").first).to_be_visible(timeout=10_000)
+    before = page.locator("img[src$='IMG_0042-original.png']").first
+    expect(before).to_be_visible(timeout=10_000)
+    assert page.evaluate("(img) => img.naturalWidth", before.element_handle()) == 300
+    shot(page, "browser-heic.png")
+
+
 def file_names(page) -> list[str]:
     """The names in the photo list (Gradio breaks a name into stem and suffix)."""
     return [name.replace("\n", "") for name in page.locator(".file-preview .filename").all_inner_texts()]

@@ -165,3 +165,28 @@ def test_a_png_stopped_mid_write_leaves_nothing_under_its_name(tmp_path, monkeyp
     with pytest.raises(KeyboardInterrupt):
         save_png(Image.new("RGBA", (40, 30)), target)
     assert target.read_bytes() == written and [p.name for p in tmp_path.iterdir()] == ["cut.png"]
+
+
+def test_a_folder_from_a_phone_or_a_mac_and_a_rerun_into_it(tmp_path, photos, u2netp_path):
+    """HEIC (iPhones' photos, turned as phones store portraits), AVIF and a camcorder's .mts
+    clip are read; macOS's hidden ._ files are not inputs, files of other kinds are named in one
+    line, and a rerun into a folder inside the inputs does not take the first run's cutouts for
+    photos. A new process each run: segkit registers the HEIC reader itself."""
+    from video_clips import photo_frames, write_clip
+
+    inputs = tmp_path / "DCIM"
+    inputs.mkdir()
+    photo = Image.fromarray(photos["astronaut"]).resize((120, 90))
+    (inputs / "IMG_0001.HEIC").write_bytes(corpus.heic(photo, orientation=6))
+    (inputs / "._IMG_0001.HEIC").write_bytes(b"\0\5\x16\7\0\2\0\0Mac OS X        ")  # AppleDouble
+    (inputs / "IMG_0001.HEIC.json").write_text("{}")  # a photo export's sidecar
+    photo.save(inputs / "cat.avif")
+    write_clip(inputs / "00001.MTS", photo_frames(64, 48, 3), audio=False)
+    out = inputs / "cutouts"
+    for _ in range(2):
+        run = run_cli("remove", inputs, "-o", out, "-q")
+        assert run.returncode == 0, run.stderr
+        assert "skipped 1 file, neither photo nor video: IMG_0001.HEIC.json" in run.stderr
+        assert "3 of 3 files written" in run.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["00001.webm", "IMG_0001.png", "cat.png"]
+    assert Image.open(out / "IMG_0001.png").size == (90, 120) and Image.open(out / "cat.png").mode == "RGBA"

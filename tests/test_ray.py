@@ -96,16 +96,22 @@ def test_segkit_imports_without_ray_and_ray_flag_says_how_to_install(tmp_path):
 
 
 def test_ray_names_outputs_as_the_plain_cli_does_and_never_over_an_input(photo_folder):
-    """The same distinct names as ``python -m segkit remove`` (photo.jpg and photo.webp keep their
-    suffixes), and a job writing into the folder it reads stops before Ray starts."""
+    """The same inputs and distinct names as ``python -m segkit remove`` (photo.jpg and photo.webp
+    keep their suffixes; hidden files and a last run's cutouts in a folder inside are not inputs),
+    and a job writing into the folder it reads stops before Ray starts."""
     from segkit.errors import InvalidInputError
     from segkit.scale import ray_job
 
     pytest.importorskip("ray", reason="pip install -r requirements-ray.txt")
     (photo_folder / "people" / "cup.jpg").write_bytes((photo_folder / "cat.png").read_bytes())
-    _, pairs, _ = ray_job.list_inputs([str(photo_folder)])
-    plain = {path.as_posix(): name.as_posix() for path, name in cli.collect_inputs([str(photo_folder)])}
-    assert {path: name for path, name in pairs} == plain
+    (photo_folder / "people" / "._cup.jpg").write_bytes(b"\0\5\x16\7")  # macOS's AppleDouble file
+    (photo_folder / "out").mkdir()
+    (photo_folder / "out" / "cat.png").write_bytes((photo_folder / "cat.png").read_bytes())  # a last run's
+    _, pairs, _ = ray_job.list_inputs([str(photo_folder)], str(photo_folder / "out"))
+    listed, others = cli.collect_inputs([str(photo_folder)], output=photo_folder / "out")
+    plain = {path.as_posix(): name.as_posix() for path, name in listed}
+    assert {path: name for path, name in pairs} == plain and [p.name for p in others] == ["notes.txt"]
     assert {"people/cup.jpg.png", "people/cup.webp.png", "cat.png"} <= set(plain.values())
+    assert not any("out/" in name or "._" in name for name in plain.values())
     with pytest.raises(InvalidInputError, match="broken.png: its cutout would be written over it"):
         ray_job.run([str(photo_folder)], str(photo_folder))

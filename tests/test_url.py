@@ -349,6 +349,7 @@ def test_check_host_resolves_numbers_without_the_network():
     (PNG, "image"), (JPEG, "image"), (b"GIF89a", "image"), (b"RIFF\0\0\0\0WEBPVP8 ", "image"),
     (b"BM\0\0", "image"), (b"II*\0", "image"), (b"MM\0*", "image"), (MP4_HEAD, "video"),
     (b"\0\0\0\x14ftypqt  ", "video"), (b"\x1a\x45\xdf\xa3\x01", "video"), (b"RIFF\0\0\0\0AVI LIST", "video"),
-    (b"\0\0\0\x1cftypheic", None), (b"<svg>", None), (b"", None)])
+    (b"\0\0\0\x1cftypheic", "image"), (b"\0\0\0\x1cftypavif", "image"), (b"\0\0\0\x1cftypmif1", "image"),
+    (b"<svg>", None), (b"", None)])
 def test_sniff_kind(head, kind):
     assert sniff_kind(head) == kind

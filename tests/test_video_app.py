@@ -54,6 +54,15 @@ def test_clip_comes_back_as_webm_with_alpha(client, clips):
     assert 0.05 < (alpha > 127).mean() < 0.95  # a subject, and background around it
 
 
+@pytest.mark.parametrize("name", ["00001.MTS", "clip.3gp"])
+def test_a_camcorders_or_an_old_phones_clip_is_taken(client, clips, name):
+    """Python knows no video type for .mts (AVCHD camcorders) and calls .3gp audio: the upload
+    goes by suffix too, and the clip comes back cut out."""
+    make_clip(clips / name, count=6, audio=False)
+    preview, _, notes = client.predict(handle_file(str(clips / name)), api_name="/segment_video")
+    assert preview.endswith(f"{Path(name).stem}-cutout.webm") and notes.startswith("**6 frames in ")
+
+
 def test_too_long_a_clip_is_refused_with_the_limit(client, clips, outputs):
     before = files_in(outputs)
     with pytest.raises(Exception, match=rf"long.mp4: video is too long \(3.0 s; the limit is {LIMIT_SECONDS} "

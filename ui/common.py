@@ -10,9 +10,12 @@ from gradio.utils import NamedString
 from gradio_client import utils as client_utils
 
 from segkit import InvalidInputError, options, service
+from segkit.io.decode import IMAGE_SUFFIXES
 from segkit.models import catalog
 
 BACKGROUNDS = ["transparent", "colour", "blurred original", "image"]
+# What photo uploads take: by suffix as well as by type, as not every system gives HEIC or AVIF an image type.
+PHOTO_FILES = ["image", *sorted(IMAGE_SUFFIXES)]
 
 
 def scroll_into_view(elem_id: str) -> str:
@@ -55,7 +58,7 @@ def background_controls(choices=BACKGROUNDS):
     background = gr.Radio(choices, value="transparent", label="Background")
     background.preprocess = lambda value: value  # background_option names a wrong value
     colour = gr.ColorPicker(value="#00b140", label="Colour", visible=False, elem_classes="colour")
-    picture = UploadedFile(label="Background picture", file_types=["image"], type="filepath", visible=False,
+    picture = UploadedFile(label="Background picture", file_types=PHOTO_FILES, type="filepath", visible=False,
                            height=100)
     background.change(lambda c: (gr.update(visible=c == "colour"), gr.update(visible=c == "image")),
                       background, [colour, picture], api_visibility="private")

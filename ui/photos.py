@@ -19,8 +19,8 @@ from segkit import service
 from segkit.models import catalog
 
 from .common import (BACKGROUND, background_controls, background_option, described, model_status,
-                     model_control, option_control, option_controls, per_image_options, scroll_into_view, seed_first,
-                     UploadedFile, user_error)
+                     model_control, option_control, option_controls, per_image_options, PHOTO_FILES, scroll_into_view,
+                     seed_first, UploadedFile, user_error)
 
 LIMITS = f"up to {service.MAX_BATCH} photos, {service.MAX_FILE_MB:.0f} MB each"
 RUN = "Remove background"
@@ -81,7 +81,7 @@ def remove_background(image: str, **option_values) -> str:
     """Cut the subject out of one photo; returns a PNG of the same size (RGBA unless a background is given).
 
     Args:
-        image: the photo (PNG, JPEG, WebP, TIFF, BMP or GIF).
+        image: the photo (PNG, JPEG, WebP, HEIC, AVIF, TIFF, BMP or GIF).
     """
     try:
         return service.serve_one(image, **option_values)
@@ -137,7 +137,7 @@ def build(status: gr.Markdown) -> gr.Dropdown:
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=320):
             with gr.Tab("Upload"):
-                files = UploadedFile(label=f"Photos ({LIMITS})", file_count="multiple", file_types=["image"],
+                files = UploadedFile(label=f"Photos ({LIMITS})", file_count="multiple", file_types=PHOTO_FILES,
                                      type="filepath", height=150)
             with gr.Tab("Webcam / paste"):
                 shot = gr.Image(label="One shot (added to the photos)", sources=["webcam", "clipboard", "upload"],
@@ -181,7 +181,7 @@ def build(status: gr.Markdown) -> gr.Dropdown:
     done.failure(after_run, [model, images], [model, status, zip_button, classes, run], api_visibility="private")
     gallery.select(on_select, images, [slider, mask, classes], api_visibility="private")
     with gr.Column(visible=False):  # the single-image endpoint for programs, on validated components
-        api_image = UploadedFile(label="image", type="filepath", file_types=["image"])
+        api_image = UploadedFile(label="image", type="filepath", file_types=PHOTO_FILES)
         api_image.example_inputs = lambda: handle_file(SAMPLE_PHOTO)  # the API page's sample: a photo
         api_options = {f.name: option_control(f, c) for f, c in per_image_options()}
         gr.Button().click(remove_background, [api_image], gr.File(label="Cutout (PNG)"), inputs_kwargs=api_options,

@@ -11,7 +11,7 @@ import gradio as gr
 
 import segkit
 from segkit.models import catalog
-from segkit.video import FORMATS, LIMITS
+from segkit.video import FORMATS, LIMITS, VIDEO_SUFFIXES
 from segkit.video.serve import PREVIEW_FORMAT, Jobs, VideoCancelled, limits_in_words, serve_video
 
 from .common import (BACKGROUND, background_controls, background_option, described, model_control, model_status,
@@ -91,7 +91,8 @@ def build(status: gr.Markdown) -> gr.Dropdown:
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=320):
             with gr.Tab("Upload"):
-                video = UploadedFile(label=f"Video ({limits_in_words()})", file_types=["video"], type="filepath",
+                video = UploadedFile(label=f"Video ({limits_in_words()})", file_types=["video", *sorted(VIDEO_SUFFIXES)],
+                                type="filepath",
                                 height=150, elem_id="video-upload")
             with gr.Tab("URL"):
                 url = gr.Textbox("", label=f"Video URL ({limits_in_words()}; public addresses only)",

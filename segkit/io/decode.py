@@ -8,6 +8,7 @@ decompression bomb is refused without allocating it.
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import warnings
@@ -19,9 +20,14 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import InvalidInputError
+from .url import sniff_kind
 
 ORIENTATION = 0x0112
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".jfif"}  # what folders yield
+# The formats segkit reads, with their file suffixes: folders yield these files, messages name the formats.
+IMAGE_FORMATS = {"PNG": (".png",), "JPEG": (".jpg", ".jpeg", ".jfif"), "WebP": (".webp",), "HEIC": (".heic", ".heif"),
+                 "AVIF": (".avif",), "TIFF": (".tif", ".tiff"), "BMP": (".bmp",), "GIF": (".gif",)}
+IMAGE_SUFFIXES = {suffix for suffixes in IMAGE_FORMATS.values() for suffix in suffixes}
+READABLE = ", ".join(list(IMAGE_FORMATS)[:-1]) + " or " + list(IMAGE_FORMATS)[-1]
 DEFAULT_MAX_PIXELS = 64_000_000  # a 64 MP photo is processed; a 60000x60000 "PNG" is not
 
 
@@ -74,7 +80,26 @@ def _to_rgb_modes(img: Image.Image) -> Image.Image:
     return img.convert("RGBA" if has_alpha else "RGB")
 
 
+@functools.cache
+def _read_heic() -> None:
+    """HEIC (iPhones' photos) through pillow-heif's Pillow plugin, registered on the first file
+    opened: importing it costs a tenth of a second that callers passing arrays never need."""
+    try:
+        from pillow_heif import register_heif_opener
+    except ImportError:  # not installed: HEIC files get the "not an image" message
+        return
+    register_heif_opener()
+
+
+def _head(data: bytes | str | os.PathLike) -> bytes:
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return bytes(data[:16])
+    with open(data, "rb") as file:
+        return file.read(16)
+
+
 def _open_encoded(data: bytes | str | os.PathLike, label: str) -> Image.Image:
+    _read_heic()
     try:
         img = Image.open(io.BytesIO(data) if isinstance(data, (bytes, bytearray, memoryview)) else data)
     except FileNotFoundError:
@@ -82,7 +107,10 @@ def _open_encoded(data: bytes | str | os.PathLike, label: str) -> Image.Image:
     except IsADirectoryError:
         raise InvalidInputError(f"{label}: is a folder, not an image file") from None
     except (UnidentifiedImageError, ValueError):
-        raise InvalidInputError(f"{label}: not an image segkit can read (use PNG, JPEG, WebP, TIFF, BMP or GIF)") from None
+        if sniff_kind(_head(data)) == "image":  # HEIC and AVIF are read whole: a cut-off one is not identified
+            raise InvalidInputError(f"{label}: image data is truncated or corrupt (an image's header, "
+                                    "then nothing that can be read)") from None
+        raise InvalidInputError(f"{label}: not an image segkit can read (use {READABLE})") from None
     except Image.DecompressionBombError as exc:
         raise InvalidInputError(f"{label}: refused as a decompression bomb ({exc})") from None
     except OSError as exc:
@@ -93,7 +121,7 @@ def _open_encoded(data: bytes | str | os.PathLike, label: str) -> Image.Image:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             img.load()  # animated images load their first frame
     except Exception as exc:  # noqa: BLE001 - Pillow raises OSError, SyntaxError, struct.error...
-        raise InvalidInputError(f"{label}: image data is truncated or corrupt ({exc})") from None
+        raise InvalidInputError(f"{label}: image data is truncated or corrupt ({str(exc).strip()})") from None
     return img
 
 
@@ -129,7 +157,7 @@ def decode(obj: Any, index: int = 0, label: str = "") -> Decoded:
         try:
             img.load()
         except Exception as exc:  # noqa: BLE001 - a lazily opened file may be truncated
-            raise InvalidInputError(f"{label}: image data is truncated or corrupt ({exc})") from None
+            raise InvalidInputError(f"{label}: image data is truncated or corrupt ({str(exc).strip()})") from None
     elif isinstance(obj, (bytes, bytearray, memoryview)):
         if len(obj) == 0:
             raise InvalidInputError(f"{label}: empty data (0 bytes)")

@@ -75,6 +75,18 @@ def output_name(file: str, folder: str | None, suffix: str = ".png") -> str:
     return relative.with_suffix(suffix).as_posix()
 
 
+def found_kind(file: str, folder: str, suffixes: set[str], output: str | None = None) -> str:
+    """What a file met walking ``folder`` is: "input" (a suffix in ``suffixes``), "other" (a file
+    of another kind, worth a mention) or "ignored": hidden or inside a hidden folder (macOS leaves
+    a ._photo.jpg beside each photo it copies to a USB drive), or under ``output``, where a rerun
+    into a folder inside its inputs would take the last run's cutouts for photos. POSIX paths in
+    one form (both relative or both absolute); the CLI and the Ray job share it."""
+    relative = PurePosixPath(file).relative_to(folder)
+    if any(part.startswith(".") for part in relative.parts) or (output and PurePosixPath(file).is_relative_to(output)):
+        return "ignored"
+    return "input" if relative.suffix.lower() in suffixes else "other"
+
+
 def distinct_outputs(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
     """The (input, output name) pairs with no file written twice. Where several inputs would
     write one name (photo.jpg and photo.webp both to photo.png), each keeps its own suffix in

@@ -93,7 +93,8 @@ def sniff_kind(data: bytes) -> str | None:
     head = bytes(data[:16])
     riff = head[8:12] if head.startswith(b"RIFF") else b""
     if head.startswith((b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM",
-                        b"II*\x00", b"MM\x00*")) or riff == b"WEBP":
+                        b"II*\x00", b"MM\x00*")) or riff == b"WEBP" \
+            or (head[4:8] == b"ftyp" and head[8:12] in STILL_IMAGE_BRANDS):  # HEIC, AVIF
         return "image"
     if (head[4:8] == b"ftyp" and head[8:12] not in STILL_IMAGE_BRANDS) or riff == b"AVI " \
             or head.startswith(b"\x1a\x45\xdf\xa3"):  # MP4/MOV, AVI, WebM/MKV (EBML)

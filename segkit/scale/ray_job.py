@@ -23,7 +23,7 @@ from pathlib import PurePosixPath
 from ..batch import preload, process
 from ..errors import InvalidInputError
 from ..io.decode import IMAGE_SUFFIXES
-from ..io.encode import distinct_outputs, output_name, overwrites_input, save_png
+from ..io.encode import distinct_outputs, found_kind, output_name, overwrites_input, save_png
 from ..options import Options
 
 INSTALL_HINT = "--ray needs Ray: pip install -r requirements-ray.txt"
@@ -62,11 +62,13 @@ def open_location(location: str):
     return fs.LocalFileSystem(), os.path.abspath(location)
 
 
-def list_inputs(inputs: list[str]):
-    """(filesystem, [(path, output name)], [(input, reason)] for inputs that are not there)."""
+def list_inputs(inputs: list[str], output: str | None = None):
+    """(filesystem, [(path, output name)], [(input, reason)] for inputs that are not there).
+    Folders yield what the CLI takes from them (``io.encode.found_kind``), photos only."""
     from pyarrow import fs
 
     filesystem, pairs, missing = None, [], []
+    target_fs, root = open_location(output) if output else (None, None)
     for raw in inputs:
         this_fs, path = open_location(raw)
         if filesystem is not None and this_fs.type_name != filesystem.type_name:
@@ -75,7 +77,10 @@ def list_inputs(inputs: list[str]):
         info = filesystem.get_file_info(path)
         if info.type == fs.FileType.Directory:
             found = filesystem.get_file_info(fs.FileSelector(path, recursive=True))
-            files = sorted(f.path for f in found if f.is_file and PurePosixPath(f.path).suffix.lower() in IMAGE_SUFFIXES)
+            inside = root if (target_fs and target_fs.type_name == this_fs.type_name and root != path
+                              and PurePosixPath(root).is_relative_to(path)) else None
+            files = sorted(f.path for f in found
+                           if f.is_file and found_kind(f.path, path, IMAGE_SUFFIXES, inside) == "input")
             pairs += [(file, output_name(file, path)) for file in files]
         elif info.type == fs.FileType.NotFound:
             missing.append((raw, "no such file or folder"))
@@ -203,7 +208,7 @@ def run(inputs: list[str], output: str, *, address: str | None = None, workers: 
     ray = import_ray()
     started = time.perf_counter()
     Options.of(**options)  # a bad option fails here, not in every actor
-    source_fs, pairs, failed = list_inputs(inputs)
+    source_fs, pairs, failed = list_inputs(inputs, output)
     if not pairs and not failed:
         raise InvalidInputError("no image files found in the given inputs")
     target_fs, root = open_location(output)

@@ -8,7 +8,9 @@ from pathlib import Path
 
 from ..errors import InvalidInputError
 
-VIDEO_SUFFIXES = {".mp4", ".mov", ".webm", ".mkv", ".avi", ".m4v"}
+# Inputs read as video (PyAV reads them all): phones' and cameras' containers too (3GP, AVCHD's .mts).
+VIDEO_SUFFIXES = {".mp4", ".mov", ".webm", ".mkv", ".avi", ".m4v", ".3gp", ".mts", ".m2ts", ".mpg", ".mpeg", ".wmv",
+                  ".flv"}
 DEFAULT_FORMAT = "webm"  # keeps alpha and plays in browsers
 
 
