@@ -117,10 +117,12 @@ def _remove(args: argparse.Namespace) -> int:
     for source, relative in pairs:
         if (out_dir / relative).resolve() == source.resolve():
             raise overwrites_input(source)
-    _fetch(values["model"], args.quiet)
-    preload(values["model"])
+    todo = [(s, r) for s, r in pairs if not (args.skip_existing and (out_dir / r).exists())]  # whole, or absent
+    if todo:
+        _fetch(values["model"], args.quiet)
+        preload(values["model"])
     failed = 0
-    for source, relative in tqdm(pairs, desc="cutting out", unit="file", disable=args.quiet or None):
+    for source, relative in tqdm(todo, desc="cutting out", unit="file", disable=args.quiet or None):
         if source.suffix.lower() in VIDEO_SUFFIXES:  # one file, with a bar of its own in frames
             try:
                 from .video.cli import segment_video_cli  # PyAV loads only for a video
@@ -148,10 +150,10 @@ def _remove(args: argparse.Namespace) -> int:
         except OSError as exc:  # this file is lost, not the rest of the run
             failed += 1
             tqdm.write(f"error: {source}: could not write {target}: {exc.strerror or exc}", file=sys.stderr)
-    done = len(pairs) - failed
+    done, there = len(todo) - failed, len(pairs) - len(todo)
     kind = "files" if any(source.suffix.lower() in VIDEO_SUFFIXES for source, _ in pairs) else "images"
-    print(f"{done} of {len(pairs)} {kind} written to {out_dir}" + (f", {failed} failed" if failed else ""),
-          file=sys.stderr)
+    print(f"{done} of {len(pairs)} {kind} written to {out_dir}" + (f", {there} already there" if there else "")
+          + (f", {failed} failed" if failed else ""), file=sys.stderr)
     return 1 if failed else 0
 
 
@@ -227,6 +229,8 @@ def build_parser() -> argparse.ArgumentParser:
     remove.add_argument("--format", choices=sorted(VIDEO_FORMATS), help="video output (default webm)")
     remove.add_argument("--smooth", action="store_true", help="steady video mattes across frames")
     remove.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    remove.add_argument("--skip-existing", action="store_true", help="leave outputs already written alone, to "
+                        "go on after a stopped run (each output appears whole or not at all; --ray always does)")
     ray_job.add_flags(remove)
     remove.set_defaults(run=_remove)
     download = commands.add_parser("download", help="fetch model weights into the cache")

@@ -190,3 +190,26 @@ def test_a_folder_from_a_phone_or_a_mac_and_a_rerun_into_it(tmp_path, photos, u2
         assert "3 of 3 files written" in run.stderr
     assert sorted(p.name for p in out.iterdir()) == ["00001.webm", "IMG_0001.png", "cat.png"]
     assert Image.open(out / "IMG_0001.png").size == (90, 120) and Image.open(out / "cat.png").mode == "RGBA"
+
+
+def test_skip_existing_goes_on_after_a_stopped_run(tmp_path, photos, u2netp_path, capsys, monkeypatch):
+    """--skip-existing leaves what a stopped run wrote alone (outputs appear whole or not at all)
+    and writes the rest; with everything there it loads no model and says so."""
+    for name in ("cat", "cup"):
+        Image.fromarray(photos["chelsea" if name == "cat" else "coffee"]).resize((150, 100)).save(
+            tmp_path / f"{name}.png")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "cat.png").write_bytes(b"written by the stopped run")
+    argv = ["remove", str(tmp_path / "cat.png"), str(tmp_path / "cup.png"), "-o", str(out), "-q", "--skip-existing"]
+    assert cli.main(argv) == 0
+    assert f"1 of 2 images written to {out}, 1 already there" in capsys.readouterr().err
+    assert (out / "cat.png").read_bytes() == b"written by the stopped run"
+    assert Image.open(out / "cup.png").size == (150, 100)
+    loads = []
+    monkeypatch.setattr(cli, "preload", loads.append)
+    assert cli.main(argv) == 0
+    monkeypatch.undo()
+    assert f"0 of 2 images written to {out}, 2 already there" in capsys.readouterr().err and loads == []
+    assert cli.main(argv[:-1]) == 0  # without the flag every output is written again
+    assert Image.open(out / "cat.png").size == (150, 100)
