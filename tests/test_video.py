@@ -141,6 +141,25 @@ def test_variable_frame_rate_keeps_each_frames_time(tmp_path):
     assert shown == pytest.approx([t / 120 for t in times], abs=1e-3)
 
 
+@pytest.mark.parametrize("suffix, sound", [("webm", "opus"), ("mov", "aac")])
+def test_a_camcorder_clip_that_starts_late_starts_at_zero_with_its_sound(tmp_path, suffix, sound):
+    """MPEG-TS (AVCHD's .mts) times its first frame anywhere, here 10 s in: the output starts at 0
+    and lasts as long as the clip, with the sound (re-encoded or copied) where the pictures are."""
+    times = [1200 + 10 * i for i in range(12)]  # 1/120 s units: 10 s on, 12 frames a second
+    source = write_clip(tmp_path / "00001.mts", photo_frames(64, 48, 12), timestamps=times)
+    assert probe(source).start > 9.9  # the sound's first samples (AAC's priming) a little before the pictures
+    out = segment_video(source, tmp_path / f"cut.{suffix}")
+    with av.open(str(out)) as container:
+        shown = [float(frame.time) for frame in container.decode(video=0)]
+        assert container.duration / av.time_base == pytest.approx(1.0, abs=0.15)
+    with av.open(str(out)) as container:
+        assert container.streams.audio[0].codec_context.name == sound
+        heard = list(container.decode(audio=0))
+    assert shown[0] < 0.05 and abs(heard[0].time - shown[0]) < 1 / 12
+    assert shown == pytest.approx([shown[0] + i / 12 for i in range(12)], abs=2e-3)
+    assert sum(frame.samples for frame in heard) / heard[0].sample_rate == pytest.approx(1.0, abs=0.1)
+
+
 def test_odd_size_ten_bit_source(tmp_path, u2netp_path):
     source = write_clip(tmp_path / "odd.mkv", photo_frames(641, 359, 3), codec="ffv1",
                         pixel_format="yuv420p10le", audio=False)  # x264 and VP9 take no odd 4:2:0 sizes

@@ -44,7 +44,7 @@ def write_clip(path: Path, frames: list[np.ndarray], fps: int = 12, codec: str =
                timestamps: list[int] | None = None, options: dict | None = None) -> Path:
     """Write upright ``frames``; with ``rotation`` they are stored turned back and the
     display matrix says to turn them (as phones do). ``timestamps`` in 1/(fps*10) s
-    units make a variable frame rate. The sound is a 440 Hz sine as long as the video."""
+    units make a variable frame rate. The sound is a 440 Hz sine as long as the video, from its first frame."""
     container = av.open(str(path), "w")
     video = container.add_stream(codec, rate=fps)
     height, width = np.rot90(frames[0], -rotation // 90).shape[:2]
@@ -65,7 +65,7 @@ def write_clip(path: Path, frames: list[np.ndarray], fps: int = 12, codec: str =
         t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
         samples = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None]
         frame = av.AudioFrame.from_ndarray(samples, format="flt", layout="mono")
-        frame.sample_rate, frame.pts = SAMPLE_RATE, 0
+        frame.sample_rate, frame.pts = SAMPLE_RATE, round((timestamps[0] if timestamps else 0) / (fps * 10) * SAMPLE_RATE)
         container.mux(sound.encode(frame))
         container.mux(sound.encode(None))
     container.close()

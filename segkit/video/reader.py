@@ -43,6 +43,7 @@ class VideoInfo:
     codec: str
     pixel_format: str
     time_base: Fraction  # of the video stream's timestamps, kept in the output
+    start: float = 0.0  # seconds before the first frame or sound; MPEG-TS clips start anywhere, outputs at 0
 
     @property
     def label(self) -> str:
@@ -131,7 +132,8 @@ def probe(source: str | os.PathLike) -> VideoInfo:
         width, height = (first.height, first.width) if rotation in (90, 270) else (first.width, first.height)
         return VideoInfo(path, duration, fps, width, height, rotation, bool(container.streams.audio),
                          stream.frames or max(1, round(duration * fps)), path.stat().st_size / 1e6,
-                         stream.codec_context.name, first.format.name, stream.time_base)
+                         stream.codec_context.name, first.format.name, stream.time_base,
+                         (container.start_time or 0) / av.time_base)
 
 
 @dataclass
@@ -154,13 +156,15 @@ def stored(pixels: np.ndarray, rotation: int) -> np.ndarray:
 
 
 def read_frames(info: VideoInfo) -> Iterator[Frame]:
-    """The video's frames in display order, as upright RGB images (any bit depth becomes 8-bit)."""
+    """The video's frames in display order, as upright RGB images (any bit depth becomes 8-bit),
+    timed from the file's start (``info.start``)."""
     with _open(info.path) as container:
         stream = _video_stream(container, info.label)
         step = 1 / (info.fps * stream.time_base)  # for frames without a timestamp
+        start = round(info.start / stream.time_base)
         last = None
         for index, frame in enumerate(_decoded(container, stream, info.label)):
-            pts = frame.pts if frame.pts is not None else round(index * step)
+            pts = frame.pts - start if frame.pts is not None else round(index * step)
             if last is not None and pts <= last:  # muxers refuse repeated times; VFR files can carry them
                 pts = last + 1
             last = pts

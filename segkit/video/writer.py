@@ -47,6 +47,7 @@ class _Sound:
             self.output.layout = "stereo" if self.input.codec_context.channels >= 2 else "mono"
         self.container = output
         self.packets = self.source.demux(self.input)
+        self.start = round(info.start / self.input.time_base)  # the pictures are timed from the file's start too
         self.done = False
 
     def until(self, seconds: float | None) -> None:
@@ -60,14 +61,17 @@ class _Sound:
                 return
             if packet.dts is None:  # the demuxer's flush marker
                 continue
+            at = None if packet.pts is None else float((packet.pts - self.start) * self.input.time_base)
             if self.encoder:
                 for frame in self.input.decode(packet):
                     frame.pts = None  # the encoder re-times samples after resampling
                     self.container.mux(self.encoder.encode(frame))
             else:
+                packet.pts = None if packet.pts is None else packet.pts - self.start
+                packet.dts -= self.start
                 packet.stream = self.output
                 self.container.mux(packet)
-            if seconds is not None and packet.pts is not None and packet.pts * packet.time_base > seconds:
+            if seconds is not None and at is not None and at > seconds:
                 return
 
     def close(self) -> None:
