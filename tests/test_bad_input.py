@@ -18,6 +18,7 @@ OTHER_BAD = {
     "2-channel array": (np.zeros((8, 8, 2), np.uint8), "array shape"),
     "empty array": (np.zeros((0, 8, 3), np.uint8), "no pixels"),
     "object": (object(), "unsupported input type"),
+    "premultiplied La image": (Image.new("La", (8, 8)), "Pillow cannot convert an image in mode La to RGB"),
     "missing file": ("/nonexistent/photo.jpg", "file not found"),
     "empty file name": ("", "empty file name"),
     "URL": ("https://example.com/photo.jpg", "a URL, not a file; fetch it with segkit.fetch_url()"),

@@ -185,7 +185,11 @@ def decode(obj: Any, index: int = 0, label: str = "") -> Decoded:
             img = ImageOps.exif_transpose(img)
     except Exception:  # noqa: BLE001 - a broken EXIF block should not lose the image
         pass
-    return Decoded(_to_rgb_modes(img), label)
+    try:
+        return Decoded(_to_rgb_modes(img), label)
+    except ValueError:  # a mode Pillow has no conversion for (premultiplied "La", say)
+        raise InvalidInputError(f"{label}: Pillow cannot convert an image in mode {img.mode} to RGB; "
+                                "convert it to RGB or RGBA first") from None
 
 
 def split_tensor_batch(batch: Any) -> list[np.ndarray]:
