@@ -187,15 +187,17 @@ def segment(images: Any, *, only_mask: bool = False, separate_masks: bool = Fals
     else:
         outputs = [r.mask if only_mask else r.cutout for r in results]
     if is_tensor(images):
-        return _to_tensor(outputs, like=images)
+        return _to_tensor(outputs, like=images, only_mask=only_mask)
     return outputs if is_batch else outputs[0]
 
 
-def _to_tensor(outputs: list, like) -> Any:
+def _to_tensor(outputs: list, like, only_mask: bool) -> Any:
     import torch
 
     if any(isinstance(o, dict) for o in outputs):
         raise InvalidInputError("separate_masks is not supported with tensor input; use a list of images",
                                 subject="separate_masks")
+    if not outputs:  # an empty batch in, an empty batch of the same size out
+        return torch.zeros((0, *like.shape[1:3]) + (() if only_mask else (4,)), device=like.device)
     arrays = [np.asarray(o, dtype=np.float32) / 255.0 for o in outputs]
     return torch.from_numpy(np.stack(arrays)).to(like.device)

@@ -7,6 +7,7 @@ import numpy as np
 
 from .batch import process
 from .models.lookup import list_models
+from .options import Options
 
 
 class ImageSegmentation:
@@ -42,6 +43,9 @@ class ImageSegmentation:
             if result.error:
                 raise result.error
             frames.append(np.concatenate([np.asarray(c) for c in result.cutouts.values()], axis=0))
+        if not frames:  # an empty batch (a filter upstream let nothing through) stays empty, with its size
+            labels = Options.of(**options).spec.mask_labels
+            return (torch.zeros((0, images.shape[1] * len(labels), images.shape[2], 4)),)
         return (torch.from_numpy(np.stack(frames).astype(np.float32) / 255.0),)
 
 

@@ -71,3 +71,14 @@ def test_comfyui_upscale_overshoot_is_clipped_as_the_seed_did(photos):
                                               post_process_mask="false")
     clipped = segkit.segment(np.clip(overshoot, 0, 1))
     assert np.abs(out[0].numpy() * 255 - np.asarray(clipped, np.float32)).max() <= 1
+
+
+def test_an_empty_batch_comes_back_empty_with_its_size():
+    """A filter node upstream may let no image through: the node and segment() hand on an empty
+    batch of the same size (u2net_cloth_seg's three garments stacked, as for a full one)."""
+    empty = torch.zeros((0, 64, 48, 3))
+    seed = dict(alpha_matting="false", alpha_matting_foreground_threshold=240, alpha_matting_background_threshold=20,
+                alpha_matting_erode_size=10, post_process_mask="false")
+    assert ImageSegmentation().segmentation(empty, model="u2netp", **seed)[0].shape == (0, 64, 48, 4)
+    assert ImageSegmentation().segmentation(empty, model="u2net_cloth_seg", **seed)[0].shape == (0, 192, 48, 4)
+    assert segkit.segment(empty).shape == (0, 64, 48, 4) and segkit.segment(empty, only_mask=True).shape == (0, 64, 48)
