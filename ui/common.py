@@ -14,7 +14,7 @@ from segkit.io.decode import IMAGE_SUFFIXES
 from segkit.models import catalog
 
 BACKGROUNDS = ["transparent", "colour", "blurred original", "image"]
-# What photo uploads take: by suffix as well as by type, as not every system gives HEIC or AVIF an image type.
+# What photo uploads take: by suffix too, as Chromium gives a .HEIC file no image type and the upload refused it.
 PHOTO_FILES = ["image", *sorted(IMAGE_SUFFIXES)]
 
 
