@@ -8,8 +8,9 @@ that input, so its pipeline's cost reads apart from its session options. Each
 call starts after a short pause: onnxruntime's idle threads spin after a run
 and would otherwise slow whichever contender comes next. Peak memory is each
 call's resident high-water mark above the level before it (Linux: VmHWM reset
-through /proc/self/clear_refs). Then a batch, and the cold-start table of
-bench/cold_start.py (fresh processes on an empty and on a setup-warmed numba cache).
+through /proc/self/clear_refs). Then a batch, the video rows of bench/video_bench.py
+(720p through each output format against the network alone and a rembg loop), and the cold-start table
+of bench/cold_start.py (fresh processes on an empty and on a setup-warmed numba cache).
 
     .venv/bin/python -m bench.run [--model u2netp] [--sizes 0.5 4.6 12] [--repeat 7]
 """
@@ -20,6 +21,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
 import time
 from pathlib import Path
@@ -135,6 +137,7 @@ def main() -> None:
     parser.add_argument("--batch-repeat", type=int, default=3)
     parser.add_argument("--skip-rembg-matting-above", type=float, default=13.0,
                         help="MP above which rembg's whole-image matting is not run (it takes minutes)")
+    parser.add_argument("--video-frames", type=int, default=32, help="720p frames for the video rows (0: none)")
     parser.add_argument("--json", help="also write the raw figures here")
     args = parser.parse_args()
 
@@ -196,6 +199,10 @@ def main() -> None:
           f"rembg {rate['rembg']:.2f} img/s, ratio {rate['segkit'] / rate['rembg']:.2f}x; "
           f"two images side by side on single-threaded sessions (A/B, not shipped): "
           f"{rate['side by side']:.2f} img/s, {rate['side by side'] / rate['segkit']:.2f}x segkit's")
+    if args.video_frames:  # issue 15's rows: the whole video path against the network alone and a rembg loop
+        from .video_bench import video_table
+
+        shutil.rmtree(video_table(["webm", "mp4", "mov", "zip"], args.video_frames, repeat=2, one_at_a_time=False))
     cold = cold_start(args.model)
     print_table(cold, args.model, 4.6)
     if args.json:

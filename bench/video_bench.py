@@ -1,6 +1,6 @@
 """The video path against the network alone and a rembg loop, on the same 720p frames.
 
-    .venv/bin/python -m bench.video_bench [--frames 48] [--formats webm mp4 mov zip]
+    .venv/bin/python -m bench.video_bench [--frames 48] [--formats webm mp4 mov zip] [--repeat 3]
 
 "network alone" runs u2netp on the frames' prepared inputs (decoded and
 resized beforehand, outside the clock), the better of segkit's pooled session
@@ -8,13 +8,17 @@ resized beforehand, outside the clock), the better of segkit's pooled session
 side by side, ``session_side_by_side``). "segkit video" is ``segment_video`` from the clip file
 to the output file: decode, network, compose and encode. "rembg loop" decodes
 with PyAV, calls ``rembg.remove`` per frame and encodes the same way, one step
-after another. Ratios are the claims; absolute rates move with the machine.
+after another. The network and the video path alternate ``--repeat`` times and their medians
+are compared. Ratios are the claims; absolute rates move with the machine. ``make bench`` prints
+the same table (``video_table``) with fewer frames and without the A/B.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -117,35 +121,53 @@ def flicker_table(folder: Path) -> None:
           f"({flicker(steady, motion) / flicker(raw, motion):.2f}x); smoothed vs raw mattes differ by {drift:.3f} on average")
 
 
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--frames", type=int, default=48)
-    parser.add_argument("--formats", nargs="+", default=["webm", "mp4", "mov", "zip"])
-    args = parser.parse_args(argv)
+def prepared_clip(frames: int) -> tuple[Path, Path, list[np.ndarray]]:
+    """(folder, a generated 720p clip, the frames' prepared network inputs), sessions warmed."""
     folder = Path(tempfile.mkdtemp(prefix="segkit-video-bench-"))
-    clip = write_clip(folder / "clip.mp4", photo_frames(WIDTH, HEIGHT, args.frames), fps=FPS)
+    clip = write_clip(folder / "clip.mp4", photo_frames(WIDTH, HEIGHT, frames), fps=FPS)
     segkit.preload("u2netp")
     spec = get_model("u2netp")
     tensors = [model_input(f.image, spec.preprocess) for f in read_frames(probe(clip))]
     network_alone(tensors[:4])  # warm both sessions
-    print(f"# {WIDTH}x{HEIGHT}, {args.frames} frames at {FPS} fps, u2netp, {segkit.device()}, "
-          f"{os.cpu_count()} cores, PyAV {av.__version__} (FFmpeg {av.ffmpeg_version_info})")
+    return folder, clip, tensors
+
+
+def video_table(formats: list[str], frames: int, repeat: int = 3, one_at_a_time: bool = True) -> Path:
+    """The table: per output, the network alone and segment_video ``repeat`` times each, interleaved
+    (neighbours on the machine come and go), medians; then a rembg loop and the A/B once. Returns
+    the folder of its files."""
+    folder, clip, tensors = prepared_clip(frames)
+    print(f"\n# video: {WIDTH}x{HEIGHT}, {frames} frames at {FPS} fps, u2netp, {segkit.device()}, "
+          f"{os.cpu_count()} cores, PyAV {av.__version__} (FFmpeg {av.ffmpeg_version_info}), medians of {repeat}")
     print("| output | network alone | segkit video | rembg loop | segkit/network | segkit/rembg "
           "| one frame at a time (A/B) | side by side buys |")
     print("|---|---|---|---|---|---|---|---|")
-    for fmt in args.formats:  # the network is timed again next to each row: neighbours on the machine come and go
-        net = network_alone(tensors)
+    for fmt in formats:
         background = "black" if fmt == "mp4" else None
-        ours = video_rate(clip, folder / f"out.{fmt}", background, args.frames)
-        single = video_rate(clip, folder / f"single.{fmt}", background, args.frames, frames_at_once=1)
-        ab = f"{single:.2f} fps | {ours / single:.2f}x"
-        if fmt == "zip":  # rembg has no PNG-sequence writer to compare with
-            print(f"| {fmt} | {net:.2f} fps | {ours:.2f} fps | - | {ours / net:.2f} | - | {ab} |")
-            continue
-        theirs = rembg_loop(clip, folder / f"rembg.{fmt}", fmt)
-        print(f"| {fmt} | {net:.2f} fps | {ours:.2f} fps | {theirs:.2f} fps | {ours / net:.2f} | {ours / theirs:.2f}x "
-              f"| {ab} |")
+        nets, ours = [], []
+        for _ in range(repeat):
+            nets.append(network_alone(tensors))
+            ours.append(video_rate(clip, folder / f"out.{fmt}", background, frames))
+        net, mine = statistics.median(nets), statistics.median(ours)
+        ab = "- | -"
+        if one_at_a_time:
+            single = video_rate(clip, folder / f"single.{fmt}", background, frames, frames_at_once=1)
+            ab = f"{single:.2f} fps | {mine / single:.2f}x"
+        theirs = rembg_loop(clip, folder / f"rembg.{fmt}", fmt) if fmt != "zip" else None  # rembg writes no PNG sequence
+        print(f"| {fmt} | {net:.2f} fps | {mine:.2f} fps | " + (f"{theirs:.2f} fps" if theirs else "-")
+              + f" | {mine / net:.2f} | " + (f"{mine / theirs:.2f}x" if theirs else "-") + f" | {ab} |", flush=True)
+    return folder
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=48)
+    parser.add_argument("--formats", nargs="+", default=["webm", "mp4", "mov", "zip"])
+    parser.add_argument("--repeat", type=int, default=3, help="interleaved runs of the network and the video path")
+    args = parser.parse_args(argv)
+    folder = video_table(args.formats, args.frames, args.repeat)
     flicker_table(folder)
+    shutil.rmtree(folder)
 
 
 if __name__ == "__main__":
