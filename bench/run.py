@@ -137,7 +137,7 @@ def main() -> None:
     parser.add_argument("--batch-repeat", type=int, default=3)
     parser.add_argument("--skip-rembg-matting-above", type=float, default=13.0,
                         help="MP above which rembg's whole-image matting is not run (it takes minutes)")
-    parser.add_argument("--video-frames", type=int, default=32, help="720p frames for the video rows (0: none)")
+    parser.add_argument("--video-frames", type=int, default=48, help="720p frames for the video rows (0: none)")
     parser.add_argument("--json", help="also write the raw figures here")
     args = parser.parse_args()
 
@@ -202,7 +202,7 @@ def main() -> None:
     if args.video_frames:  # issue 15's rows: the whole video path against the network alone and a rembg loop
         from .video_bench import video_table
 
-        shutil.rmtree(video_table(["webm", "mp4", "mov", "zip"], args.video_frames, repeat=2, one_at_a_time=False))
+        shutil.rmtree(video_table(["webm", "mp4", "mov", "zip"], args.video_frames, repeat=3, one_at_a_time=False))
     cold = cold_start(args.model)
     print_table(cold, args.model, 4.6)
     if args.json:
