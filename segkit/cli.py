@@ -54,12 +54,11 @@ def collect_inputs(paths: list[str], video_format: str = DEFAULT_FORMAT,
 
 
 def _inside(output: Path | None, folder: Path) -> str | None:
-    """``output`` in the form of the paths found under ``folder``, where it is a folder inside it
-    (the folder itself is left to the check that no cutout replaces its photo)."""
-    if output is None or not output.resolve().is_relative_to(folder.resolve()):
+    """``output`` in the form of the paths found under ``folder``, where it lies under it."""
+    try:
+        return (folder / output.resolve().relative_to(folder.resolve())).as_posix() if output else None
+    except ValueError:  # elsewhere: nothing found in the folder is under it
         return None
-    relative = output.resolve().relative_to(folder.resolve())
-    return (folder / relative).as_posix() if relative.parts else None
 
 
 def _output_suffix(file: Path, video_format: str) -> str:

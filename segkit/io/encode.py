@@ -78,11 +78,13 @@ def output_name(file: str, folder: str | None, suffix: str = ".png") -> str:
 def found_kind(file: str, folder: str, suffixes: set[str], output: str | None = None) -> str:
     """What a file met walking ``folder`` is: "input" (a suffix in ``suffixes``), "other" (a file
     of another kind, worth a mention) or "ignored": hidden or inside a hidden folder (macOS leaves
-    a ._photo.jpg beside each photo it copies to a USB drive), or under ``output``, where a rerun
-    into a folder inside its inputs would take the last run's cutouts for photos. POSIX paths in
-    one form (both relative or both absolute); the CLI and the Ray job share it."""
-    relative = PurePosixPath(file).relative_to(folder)
-    if any(part.startswith(".") for part in relative.parts) or (output and PurePosixPath(file).is_relative_to(output)):
+    a ._photo.jpg beside each photo it copies to a USB drive), or under ``output`` where that is a
+    folder inside ``folder``: a rerun would take the last run's cutouts for photos (``output`` as
+    ``folder`` itself is ``overwrites_input``'s to catch). POSIX paths in one form (all relative or
+    all absolute); the CLI and the Ray job share it."""
+    relative, out = PurePosixPath(file).relative_to(folder), PurePosixPath(output or "/")
+    nested = output is not None and out != PurePosixPath(folder) and out.is_relative_to(folder)
+    if any(part.startswith(".") for part in relative.parts) or (nested and PurePosixPath(file).is_relative_to(out)):
         return "ignored"
     return "input" if relative.suffix.lower() in suffixes else "other"
 

@@ -77,10 +77,9 @@ def list_inputs(inputs: list[str], output: str | None = None):
         info = filesystem.get_file_info(path)
         if info.type == fs.FileType.Directory:
             found = filesystem.get_file_info(fs.FileSelector(path, recursive=True))
-            inside = root if (target_fs and target_fs.type_name == this_fs.type_name and root != path
-                              and PurePosixPath(root).is_relative_to(path)) else None
+            output_here = root if target_fs and target_fs.type_name == this_fs.type_name else None
             files = sorted(f.path for f in found
-                           if f.is_file and found_kind(f.path, path, IMAGE_SUFFIXES, inside) == "input")
+                           if f.is_file and found_kind(f.path, path, IMAGE_SUFFIXES, output_here) == "input")
             pairs += [(file, output_name(file, path)) for file in files]
         elif info.type == fs.FileType.NotFound:
             missing.append((raw, "no such file or folder"))
