@@ -10,7 +10,7 @@ to the output file: decode, network, compose and encode. "rembg loop" decodes
 with PyAV, calls ``rembg.remove`` per frame and encodes the same way, one step
 after another. The network and the video path alternate ``--repeat`` times and their medians
 are compared. Ratios are the claims; absolute rates move with the machine. ``make bench`` prints
-the same table (``video_table``) with fewer frames and without the A/B.
+the same table (``video_table``) without the A/B.
 """
 
 from __future__ import annotations
