@@ -5,8 +5,9 @@
 Prints which device the sessions run on, then per model:
 - each photo's alpha from the GPU session against a CPU session of the same
   file, through the same ``segment_one`` (default options, and with TF32 on);
-- a 4.6 MP ``segment()`` against the network alone, with the host stages timed
-  one by one (model input, masks back up, cutout);
+- a 4.6 MP ``segment()`` against the network alone, its pixel work on the GPU
+  (``models.on_device``, the default there) and on the host, with the stages of
+  each timed one by one, and the two paths' bytes compared;
 - with ``--options``, the network alone under each CUDA setting (TF32, cuDNN's search), and
   runs of one batch size against runs whose size changes each time;
 - with ``--host``, the host's work alone (an instant stand-in for the network) from 1, 16
@@ -29,12 +30,13 @@ import onnxruntime as ort
 
 import segkit
 from segkit.models.batching import with_batch_axis
+from segkit.models import on_device
 from segkit.models.lookup import get_model
 from segkit.models.predict import masks_from_output, model_input
 from segkit.models.sessions import _session_options, build_session, session_for
 from segkit.options import Options
 from segkit.pipeline import segment_one
-from segkit.pixels.resize import cutout
+from segkit.pixels.resize import cutout, row_reader
 
 from .run import interleaved, photo
 
@@ -74,8 +76,18 @@ def compare(model: str) -> None:
         print("| " + " | ".join(row) + " |", flush=True)
 
 
+def _host_pixels(call):
+    """``call()`` with the pixel work on the host (``SEGKIT_GPU_PIXELS=0``)."""
+    os.environ["SEGKIT_GPU_PIXELS"] = "0"
+    try:
+        return call()
+    finally:
+        del os.environ["SEGKIT_GPU_PIXELS"]
+
+
 def single(model: str, repeat: int) -> None:
-    """A 4.6 MP segment() against the network alone, and the host stages one by one."""
+    """A 4.6 MP segment() against the network alone, with its pixel work beside the network on the
+    GPU (``models.on_device``) and on the host, and the stages of each one by one."""
     spec, path = get_model(model), segkit.download(model)
     image = photo(4.6)
     session = build_session(path, spec)  # segkit's session options, without the batching wrapper
@@ -84,13 +96,20 @@ def single(model: str, repeat: int) -> None:
     tensor = model_input(image, spec.preprocess)
     output = session.run(None, {name: tensor})[0]
     mask = masks_from_output(output, spec, image.size)[0]
+    net, kind = on_device.network(session), "cuda" if segkit.device() == "CUDA" else "cpu"
+    read = row_reader(image)[4]
+    pixels = read(0, image.height)
     contenders = {
         "network (segkit's session)": lambda: session.run(None, {name: tensor}),
         "network (onnxruntime defaults)": lambda: bare.run(None, {name: tensor}),
         "model input": lambda: model_input(image, spec.preprocess),
         "masks back up": lambda: masks_from_output(output, spec, image.size),
         "cutout": lambda: cutout(image, mask),
+        "pixels read (device path)": lambda: read(0, image.height),
+        "pixels up (device path)": lambda: ort.OrtValue.ortvalue_from_numpy(pixels, kind, 0),
+        "`on_device.cutout`: read, up, graphs, network, down": lambda: on_device.cutout(net, spec, image, kind),
         "segment()": lambda: segkit.segment(image, model=model),
+        "segment(), pixels on the host": lambda: _host_pixels(lambda: segkit.segment(image, model=model)),
     }
     median = {key: seconds * 1000 for key, (seconds, _) in interleaved(contenders, repeat, settle=0).items()}
     network = median["network (segkit's session)"]
@@ -100,6 +119,11 @@ def single(model: str, repeat: int) -> None:
     print("|---|---|---|")
     for key, ms in median.items():
         print(f"| {key} | {ms:.1f} | {ms / network:.2f}x |", flush=True)
+    options = Options(model=model)
+    on_gpu, on_host = segment_one(image, options, session), _host_pixels(lambda: segment_one(image, options, session))
+    print("device path against host path, same session: alpha max difference "
+          f"{int(np.abs(np.asarray(on_gpu.mask, np.int16) - np.asarray(on_host.mask)).max())}, cutout "
+          f"{int(np.abs(np.asarray(on_gpu.cutout, np.int16) - np.asarray(on_host.cutout)).max())} levels", flush=True)
 
 
 def network_options(model: str) -> None:

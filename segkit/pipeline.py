@@ -21,6 +21,7 @@ from PIL import Image
 from .errors import SegkitError
 from .io.compose import compose
 from .io.decode import decode
+from .models import on_device
 from .models.predict import predict
 from .options import Options
 from .pixels.masks import post_process, union
@@ -61,6 +62,8 @@ def segment_one(item: Any, options: Options, session: ort.InferenceSession, inde
         decoded = decode(item, index)  # bytes, path, array, PIL... -> upright RGB(A), size checked first
         image, spec = decoded.image, options.spec
         stage("network")
+        if on_device.takes(session, spec, options, image):  # a GPU: resizes and cutout beside the network there
+            return _cut_on_device(decoded.label, image, session, options)
         masks = predict(session, spec, image, options.prompt)  # one uint8 mask per class, at the image's size
         stage("matting" if options.alpha_matting else "cutout")
         result = Result(decoded.label, image=image)
@@ -71,6 +74,14 @@ def segment_one(item: Any, options: Options, session: ort.InferenceSession, inde
         else:
             result.mask, result.cutout = _refine(image, union(masks), options)
         return result
+
+
+def _cut_on_device(label: str, image: Image.Image, session, options: Options) -> Result:
+    """The same steps as below with ``options``' defaults, run by ``models.on_device``."""
+    alpha, rgba = on_device.cutout(on_device.network(session), options.spec, image)
+    mask, name = Image.fromarray(alpha, mode="L"), options.spec.mask_labels[0]
+    cut = compose(Image.fromarray(rgba, mode="RGBA"), image, options.background, matted=False)
+    return Result(label, cutout=cut, image=image, mask=mask, masks={name: mask}, cutouts={name: cut})
 
 
 def _refine(image: Image.Image, mask: np.ndarray, options: Options) -> tuple[Image.Image, Image.Image]:

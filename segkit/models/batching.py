@@ -144,6 +144,7 @@ class BatchingSession(SessionStandIn):
         self._changed = threading.Condition()
         self._gathering = False
         self._to_come = 0  # calls a runner announced that have not arrived yet
+        self._runners = 0  # ``expecting`` blocks open now
         self.runs = 0  # network runs so far (tests and benches read it)
 
     def batches(self) -> bool:
@@ -162,12 +163,19 @@ class BatchingSession(SessionStandIn):
         """Announce ``calls`` coming calls for the duration of the block."""
         with self._changed:
             self._to_come += calls
+            self._runners += 1
         try:
             yield self
         finally:
             with self._changed:
                 self._to_come = 0
+                self._runners -= 1
                 self._changed.notify_all()
+
+    @property
+    def gathering(self) -> bool:
+        """Whether a runner is sending calls to be gathered into batches now."""
+        return self._runners > 0
 
     def run(self, output_names, feed: dict) -> list:
         (name, tensor), = feed.items()

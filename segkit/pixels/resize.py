@@ -113,7 +113,8 @@ def row_reader(source: Source, rgb: bool = False) -> tuple[int, int, int, int, R
     pixel with the 4th unused, Pillow's own layout.
 
     A strip is one ``paste`` of Pillow's memory into memory numpy owns (a memcpy
-    without the GIL), where ``crop(...).tobytes()`` repacks each pixel under it.
+    without the GIL), where ``crop(...).tobytes()`` repacks each pixel under it; ``read``'s
+    ``into``, for a Pillow image, is a contiguous array of the strip's shape to paste into.
     """
     if isinstance(source, np.ndarray):
         pixels = source[:, :, None] if source.ndim == 2 else source
@@ -126,8 +127,8 @@ def row_reader(source: Source, rgb: bool = False) -> tuple[int, int, int, int, R
     rawmode, channels = _LAYOUT[source.mode]
     width, height = source.size
 
-    def read(y0: int, y1: int) -> np.ndarray:
-        strip = np.empty((y1 - y0, width, channels), np.uint8)
+    def read(y0: int, y1: int, into: np.ndarray | None = None) -> np.ndarray:
+        strip = np.empty((y1 - y0, width, channels), np.uint8) if into is None else into
         target = Image.frombuffer(source.mode, (width, y1 - y0), strip, "raw", rawmode, 0, 1)
         target.im.paste(source.im, (0, -y0, width, height - y0))  # Pillow clips the paste to the strip
         return strip
