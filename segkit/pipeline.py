@@ -4,7 +4,8 @@ cutout -> background. Batches, the app, video and Ray only schedule this functio
 Each step lives where its kind of work lives: decoding in ``segkit.io``, the
 network and its tensors in ``segkit.models``, full-resolution pixel work in
 ``segkit.pixels``. The model's side is one narrow call (``predict``), as in
-rembg's ``remove()``.
+rembg's ``remove()``. On a GPU, a lone plain cutout runs its model input, masks and
+cutout there, beside the network (``models.on_device``), with the same bytes.
 """
 
 from __future__ import annotations
