@@ -24,6 +24,8 @@ from segkit.models.sessions import build_session, session_for
 from segkit.options import Options
 from segkit.pixels.resize import cutout
 
+from helpers import asymmetric_model
+
 
 def _both_ways(net, spec, image):
     mask = predict(net, spec, image)[0]
@@ -50,6 +52,19 @@ def test_the_graphs_give_the_host_paths_mask_and_cutout_bit_for_bit(photos, u2ne
         assert alpha.shape == mask.shape and np.array_equal(alpha, mask), name
         assert rgba.shape == cut.shape and np.array_equal(rgba, cut), name
         assert 0 < mask.mean() < 255, name  # a real mask, not an empty or full one
+
+
+@pytest.mark.parametrize("model", ["isnet-general-use", "isnetis", "silueta"])
+def test_other_preprocessings_give_the_host_paths_bytes_too(photos, model):
+    """IS-Net's 1024 input and its own mean and std, silueta's u2net rule: through a small stand-in
+    graph with the same input and output layout (their weights are not downloadable here), nonlinear
+    and channel-asymmetric, so a wrong normalisation or channel order would show."""
+    spec = get_model(model)
+    net = ort.InferenceSession(asymmetric_model(spec.preprocess.size).SerializeToString(),
+                               providers=["CPUExecutionProvider"])
+    image = Image.fromarray(photos["astronaut"]).resize((700, 500))
+    (mask, cut), (alpha, rgba) = _both_ways(net, spec, image)
+    assert np.array_equal(alpha, mask) and np.array_equal(rgba, cut) and 0 < mask.mean() < 255
 
 
 def _constant_network(value: float) -> bytes:
