@@ -37,17 +37,20 @@ API_PAGE_HEAD = Path(__file__).parent / "ui" / "api_page.html"
 log = logging.getLogger("segkit.app")
 
 with gr.Blocks(title="segkit: cut out the subject", delete_cache=(600, 900)) as demo:
-    gr.Markdown("# segkit · cut the subject out of your photos")
+    gr.Markdown("# segkit · cut the subject out of your photos and videos")
     status = gr.Markdown(catalog.status_line(DEFAULT_MODEL))
+    # on a phone the tabs that do not fit go behind a "..." button: the pointing one, last, is the least made for a phone
     with gr.Tab("Photos"):
         model = photos.build(status)
-    with gr.Tab("Click to select (SAM)"):
-        clicks.build()
     with gr.Tab("Video"):
-        video.build(status)
+        video_model = video.build(status)
     with gr.Tab("Live"):
         live.build()
+    with gr.Tab("Click to select (SAM)"):
+        clicks.build()
+    # both model lists were built at import: mark what is loaded, and what the start-up check found unreachable
     demo.load(model_status, model, [model, status], api_visibility="private")
+    demo.load(lambda chosen: model_status(chosen)[0], video_model, video_model, api_visibility="private")
 
 demo.queue(default_concurrency_limit=QUEUE_CONCURRENCY, max_size=64)
 
