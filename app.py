@@ -36,21 +36,27 @@ CSS = """
 API_PAGE_HEAD = Path(__file__).parent / "ui" / "api_page.html"
 log = logging.getLogger("segkit.app")
 
+
+def on_page_load(photos_model: str, video_model: str):
+    """The model lists and lines were built at import: say what is loaded now, what the start-up check
+    found unreachable, and which model the live streams use."""
+    return *model_status(photos_model), model_status(video_model)[0], catalog.status_line("sam"), live.model_line()
+
+
 with gr.Blocks(title="segkit: cut out the subject", delete_cache=(600, 900)) as demo:
     gr.Markdown("# segkit · cut the subject out of your photos and videos")
     status = gr.Markdown(catalog.status_line(DEFAULT_MODEL))
-    # on a phone the tabs that do not fit go behind a "..." button: the pointing one, last, is the least made for a phone
+    # on a phone the tabs that do not fit go behind a "..." button: the pointing one, last, suits a phone least
     with gr.Tab("Photos"):
         model = photos.build(status)
     with gr.Tab("Video"):
         video_model = video.build(status)
     with gr.Tab("Live"):
-        live.build()
+        live_line = live.build()
     with gr.Tab("Click to select (SAM)"):
-        clicks.build()
-    # both model lists were built at import: mark what is loaded, and what the start-up check found unreachable
-    demo.load(model_status, model, [model, status], api_visibility="private")
-    demo.load(lambda chosen: model_status(chosen)[0], video_model, video_model, api_visibility="private")
+        sam_status = clicks.build()
+    demo.load(on_page_load, [model, video_model], [model, status, video_model, sam_status, live_line],
+              api_visibility="private")
 
 demo.queue(default_concurrency_limit=QUEUE_CONCURRENCY, max_size=64)
 

@@ -203,11 +203,13 @@ def test_limits_are_shown_first_and_a_big_file_costs_only_itself(page, cat, tmp_
 
 def test_on_a_phone_the_button_is_near_and_the_results_come_into_view(chromium, server, cat):
     """6: the button sat at the bottom and results appeared out of sight."""
+    from playwright.sync_api import expect
+
     page = open_page(chromium, server, PHONE)
-    for tab in ("Photos", "Video", "Live"):  # not behind the "..." of the tabs that do not fit
-        assert page.get_by_role("tab", name=tab).is_visible(), tab
     upload(page, cat)
     page.wait_for_timeout(1000)
+    for tab in ("Photos", "Video", "Live"):  # not behind the "..." of the tabs that do not fit
+        expect(page.get_by_role("tab", name=tab)).to_be_visible()
     button = page.get_by_role("button", name="Remove background").bounding_box()
     assert button["y"] + button["height"] <= PHONE["height"], button
     press_and_wait(page)
@@ -309,6 +311,11 @@ def test_models_the_server_cannot_fetch_are_marked_before_anyone_picks_one(chrom
         assert page.get_by_role("option", name=unreachable).count() == 1
         names = page.get_by_role("option").all_inner_texts()
         assert not [n for n in names if "download" in n] and any(n.endswith("u2netp · loaded") for n in names), names
+        # and SAM's tab offered a download that the start-up check had already found unreachable
+        page.keyboard.press("Escape")
+        page.get_by_role("tab", name="Click to select (SAM)").click()
+        sam = page.get_by_text(re.compile(r"model sam: unavailable: can't reach 127\.0\.0\.1:\d+ from this server"))
+        assert sam.count() == 1, page.get_by_text("model sam").all_inner_texts()
     finally:
         page.close()
         app.stop()

@@ -68,10 +68,10 @@ def click(photo: str | None, marks: dict, mode: str, evt: gr.SelectData):
     return marks, with_marks(photo, marks), (served.original, served.cutout), describe(marks)
 
 
-def build() -> None:
-    """The tab inside the current Blocks."""
+def build() -> gr.Markdown:
+    """The tab inside the current Blocks; returns its status line (the page refreshes it)."""
     marks = gr.State(empty_marks())
-    gr.Markdown(catalog.status_line("sam"))
+    status = gr.Markdown(catalog.status_line("sam"))
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=320):
             photo = gr.Image(label="Photo", type="filepath", sources=["upload", "clipboard"], height=220)
@@ -84,6 +84,8 @@ def build() -> None:
             result = gr.ImageSlider(label="Before / after", type="filepath", elem_classes="checker", height=560)
     photo.change(lambda p: (empty_marks(), Image.open(p) if p else None, None, "Now click what to keep."),
                  photo, [marks, canvas, result, summary], api_visibility="private")
-    canvas.select(click, [photo, marks, mode], [marks, canvas, result, summary], api_visibility="private")
+    canvas.select(click, [photo, marks, mode], [marks, canvas, result, summary], api_visibility="private",
+                  ).then(lambda: catalog.status_line("sam"), None, status, api_visibility="private")
     clear.click(lambda p: (empty_marks(), Image.open(p) if p else None, None, "Clicks cleared."),
                 photo, [marks, canvas, result, summary], api_visibility="private")
+    return status

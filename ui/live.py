@@ -28,15 +28,20 @@ def live_frame(frame, background: str, colour: str, picture: str | None, rate: F
     return cutout, line, rate
 
 
-def build() -> None:
-    """The live tab inside the current Blocks."""
+def model_line() -> str:
+    """Which model the streams use now: a model fetched since the page was built may have become the best."""
+    return (f"Model: **{live_model()}**, the best one already on this server; "
+            f"each stream runs up to {STREAM_SECONDS // 60} minutes.")
+
+
+def build() -> gr.Markdown:
+    """The live tab inside the current Blocks; returns its model line (the page refreshes it)."""
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=320):
             webcam = gr.Image(label="Webcam", sources=["webcam"], streaming=True, type="numpy", height=360,
                               elem_id="live-webcam", webcam_options=gr.WebcamOptions(constraints=CAMERA))
             background, colour, picture = background_controls()
-            gr.Markdown(f"Model: **{live_model()}**, the best one already on this server; "
-                        f"each stream runs up to {STREAM_SECONDS // 60} minutes.")
+            model = gr.Markdown(model_line())
         with gr.Column(scale=3, min_width=320):
             rate_line = gr.Markdown("Start the webcam to see the cutout live.", elem_id="live-rate")
             cutout = gr.Image(label="Live cutout", elem_classes="checker", interactive=False, height=480,
@@ -45,3 +50,4 @@ def build() -> None:
     webcam.stream(live_frame, [webcam, background, colour, picture, rate], [cutout, rate_line, rate],
                   stream_every=FRAME_SECONDS, time_limit=STREAM_SECONDS, show_progress="hidden",
                   api_visibility="private")
+    return model
