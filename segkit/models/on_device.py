@@ -50,8 +50,7 @@ def takes(session, spec: ModelSpec, options, image) -> bool:
 
 
 def suits(spec: ModelSpec, options, image) -> bool:
-    return (spec.preprocess.resize == "square" and spec.output == "minmax" and len(spec.mask_labels) == 1
-            and not options.post_process_mask and not options.alpha_matting
+    return (_graphs_fit(spec) and not options.post_process_mask and not options.alpha_matting
             and image.mode in ("RGB", "RGBA") and image.height <= 100 * image.width)  # else Pillow goes vertical first
 
 
@@ -90,9 +89,13 @@ def cutout(net: ort.InferenceSession, spec: ModelSpec, image, device: str = "cud
 def prepare_beside(spec: ModelSpec, providers: list) -> None:
     """Where a GPU will run the network, build the graphs' sessions while its own session builds
     (which frees the GIL): a first call then usually finds them ready."""
-    if wanted() and spec.preprocess.resize == "square" and spec.output == "minmax" \
-            and _split(providers)[0][:1] == ["CUDAExecutionProvider"]:
+    if wanted() and _graphs_fit(spec) and _split(providers)[0][:1] == ["CUDAExecutionProvider"]:
         prepare(spec, "cuda", providers)
+
+
+def _graphs_fit(spec: ModelSpec) -> bool:
+    """Whether the graphs reproduce this model's steps: a square input, one min-max mask."""
+    return spec.preprocess.resize == "square" and spec.output == "minmax" and len(spec.mask_labels) == 1
 
 
 _ready: dict[tuple, threading.Event] = {}
