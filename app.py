@@ -40,7 +40,9 @@ log = logging.getLogger("segkit.app")
 def on_page_load(photos_model: str, video_model: str):
     """The model lists and lines were built at import: say what is loaded now, what the start-up check
     found unreachable, and which model the live streams use."""
-    return *model_status(photos_model), model_status(video_model)[0], catalog.status_line("sam"), live.model_line()
+    photos_list, line = model_status(photos_model)
+    video_list = {**photos_list, "value": video_model}  # the same choices, not gathered twice
+    return photos_list, line, video_list, catalog.status_line("sam"), live.model_line()
 
 
 with gr.Blocks(title="segkit: cut out the subject", delete_cache=(600, 900)) as demo:
