@@ -65,6 +65,20 @@ def _animated(fmt: str) -> bytes:
     return encode(frames[0], fmt, save_all=True, append_images=frames[1:], duration=100, loop=0)
 
 
+def _tiny_mp4() -> bytes:
+    """Four frames of H.264 in MP4: a clip sent where a photo goes."""
+    import av
+
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format="mp4") as out:
+        stream = out.add_stream("libx264", rate=4)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for _ in range(4):
+            out.mux(stream.encode(av.VideoFrame.from_image(photo(64, 48))))
+        out.mux(stream.encode(None))
+    return buffer.getvalue()
+
+
 def file_cases() -> dict[str, tuple[bytes, tuple[str, object]]]:
     png, jpeg = encode(photo()), encode(photo(), "JPEG", quality=90)
     palette = photo().convert("P")
@@ -78,6 +92,7 @@ def file_cases() -> dict[str, tuple[bytes, tuple[str, object]]]:
         "html named as image": (b"<!doctype html><html><body><img src=x></body></html>", ("error", "not an image")),
         "svg named as image": (b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect/></svg>',
                                ("error", "not an image")),
+        "a video named as a photo": (_tiny_mp4(), ("error", "a video, not a photo")),
         "random bytes": (bytes(np.random.default_rng(1).integers(0, 256, 4096, dtype=np.uint8)),
                          ("error", "not an image")),
         "decompression bomb 60000x60000": (bomb_png(), ("error", "decompression bomb")),

@@ -4,6 +4,7 @@ and smoothing. Clips are generated (tests/video_clips.py), a few dozen pixels wi
 
 from __future__ import annotations
 
+import os
 import threading
 import zipfile
 
@@ -208,6 +209,20 @@ def test_limits_are_checked_before_work(clip, tmp_path, monkeypatch):
             segment_video(clip, tmp_path / "pan.webm")
         monkeypatch.delenv(variable)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_clip_is_never_written_over_itself(clip, tmp_path):
+    """segment_video("clip.mp4", "clip.mp4") used to replace the clip with its cutout once done.
+    The same path, a link to it or a hard link to it is refused before any work, the clip untouched."""
+    original = clip.read_bytes()
+    (tmp_path / "link.mp4").symlink_to(clip)
+    os.link(clip, tmp_path / "hard.mp4")
+    for target in (clip, tmp_path / "link.mp4", tmp_path / "hard.mp4", tmp_path / ".." / tmp_path.name / "hard.mp4"):
+        with pytest.raises(segkit.InvalidInputError, match="pan.mp4: its cutout would be written over it; "
+                                                           "choose another target file"):
+            segment_video(clip, target, background="blur")
+    assert clip.read_bytes() == original
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hard.mp4", "link.mp4"]
 
 
 @pytest.mark.parametrize("how", ["event", "progress raises"])

@@ -107,9 +107,13 @@ def _open_encoded(data: bytes | str | os.PathLike, label: str) -> Image.Image:
     except IsADirectoryError:
         raise InvalidInputError(f"{label}: is a folder, not an image file") from None
     except (UnidentifiedImageError, ValueError):
-        if sniff_kind(_head(data)) == "image":  # HEIC and AVIF are read whole: a cut-off one is not identified
+        kind = sniff_kind(_head(data))
+        if kind == "image":  # HEIC and AVIF are read whole: a cut-off one is not identified
             raise InvalidInputError(f"{label}: image data is truncated or corrupt (an image's header, "
                                     "then nothing that can be read)") from None
+        if kind == "video":
+            raise InvalidInputError(f"{label}: a video, not a photo; cut it out as a video "
+                                    "(segkit.video.segment_video, the app's Video tab)") from None
         raise InvalidInputError(f"{label}: not an image segkit can read (use {READABLE})") from None
     except Image.DecompressionBombError as exc:
         raise InvalidInputError(f"{label}: refused as a decompression bomb ({exc})") from None

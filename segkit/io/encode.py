@@ -108,11 +108,10 @@ def distinct_outputs(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
     return kept
 
 
-def overwrites_input(source: str | os.PathLike) -> InvalidInputError:
-    """The error for an input whose cutout would replace it (a rerun into the input's own folder),
-    raised before any work. The CLI and the Ray job compare paths each in their own kind."""
-    return InvalidInputError(f"{source}: its cutout would be written over it; choose another output folder",
-                             subject=str(source))
+def overwrites_input(source: str | os.PathLike, hint: str = "choose another output folder") -> InvalidInputError:
+    """The error for an input whose cutout would replace it (a rerun into the input's own folder, a
+    video written to its own path), raised before any work. Callers compare paths each in their own kind."""
+    return InvalidInputError(f"{source}: its cutout would be written over it; {hint}", subject=str(source), hint=hint)
 
 
 def _keeping_suffix(name: str, file: str) -> str:

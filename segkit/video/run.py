@@ -28,6 +28,7 @@ from PIL import Image
 
 from ..errors import InvalidInputError, SegkitError
 from ..io.compose import compose
+from ..io.encode import overwrites_input
 from ..models.sessions import session_side_by_side
 from ..options import Options
 from ..pipeline import segment_one
@@ -158,6 +159,8 @@ def segment_video(source: str | os.PathLike, target: str | os.PathLike, *,
     settings = Options.of(**options, background=background)  # bad options fail before any work
     info = probe(source)
     check_limits(info)
+    if target.exists() and target.samefile(source):  # a link or a hard link to it too
+        raise overwrites_input(source, "choose another target file")  # the rename would replace the clip
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".{target.stem}.{uuid.uuid4().hex[:8]}.partial{target.suffix}")
     writer = open_writer(partial, output, info, alpha=settings.background is None and not only_mask)
