@@ -225,6 +225,27 @@ def test_a_clip_is_never_written_over_itself(clip, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["hard.mp4", "link.mp4"]
 
 
+def test_a_target_that_cannot_be_written_is_named_before_any_frame(clip, tmp_path):
+    """A folder under the target's name failed at the final rename, once every frame was done, with
+    IsADirectoryError; a file where a folder goes failed with FileExistsError; PyAV only opens its
+    file with the first frame. Each is now an InvalidInputError naming the target, before any frame."""
+    (tmp_path / "out.webm").mkdir()
+    (tmp_path / "notes.txt").write_text("a file, not a folder")
+    cases = {tmp_path / "out.webm": "out.webm: is a folder; name the file to write, such as ",
+             tmp_path / "notes.txt" / "pan.webm": "pan.webm: cannot be written (.*notes.txt is a file, not a folder)",
+             tmp_path / "pan": "pan: no format; end the name with .webm, .mov, .mp4, .zip, or pass fmt"}
+    frames = []
+    for target, message in cases.items():
+        with pytest.raises(segkit.InvalidInputError, match=message):
+            segment_video(clip, target, progress=lambda done, total: frames.append(done))
+    with pytest.raises(segkit.InvalidInputError, match="pan.webm: its suffix says webm, the format asked is mov"):
+        segment_video(clip, tmp_path / "pan.webm", fmt="mov")
+    with pytest.raises(segkit.InvalidInputError, match=f"{tmp_path.name}: is a folder, not a video file"):
+        segment_video(tmp_path, tmp_path / "pan.webm")
+    assert frames == [] and sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "out.webm"]
+    assert list((tmp_path / "out.webm").iterdir()) == []
+
+
 @pytest.mark.parametrize("how", ["event", "progress raises"])
 def test_cancel_leaves_no_file(clip, tmp_path, how):
     cancel = threading.Event()

@@ -46,6 +46,12 @@ FORMATS = {
 def format_for(target: Path, fmt: str | None = None) -> str:
     """The output format: ``fmt`` if given, else ``target``'s suffix."""
     name = (fmt or target.suffix.lstrip(".")).lower()
+    if fmt and target.suffix.lower().lstrip(".") in FORMATS.keys() - {name}:
+        raise InvalidInputError(f"{target.name}: its suffix says {target.suffix.lstrip('.')}, the format asked is {fmt}; "
+                                "give a target ending in ." + name)
+    if not name and not fmt:
+        raise InvalidInputError(f"{target.name}: no format; end the name with "
+                                f"{', '.join('.' + f for f in FORMATS)}, or pass fmt")
     if name not in FORMATS:
         raise InvalidInputError(f"{target.name}: cannot write video as {name!r}; use one of "
                                 f"{', '.join('.' + f for f in FORMATS)}")

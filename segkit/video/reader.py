@@ -71,7 +71,7 @@ def check_limits(info: VideoInfo) -> None:
 
 def _open(path: Path) -> av.container.InputContainer:
     if not path.is_file():
-        raise InvalidInputError(f"{path.name}: file not found")
+        raise InvalidInputError(f"{path.name}: " + ("is a folder, not a video file" if path.is_dir() else "file not found"))
     if path.stat().st_size == 0:
         raise InvalidInputError(f"{path.name}: file is empty")
     try:

@@ -32,7 +32,7 @@ from ..io.encode import overwrites_input
 from ..models.sessions import session_side_by_side
 from ..options import Options
 from ..pipeline import segment_one
-from .formats import format_for
+from .formats import DEFAULT_FORMAT, format_for
 from .reader import check_limits, probe, read_frames
 from .smooth import TemporalSmoother, strength_of
 from .writer import open_writer
@@ -134,6 +134,17 @@ def _hand_on(stages: _Stages, label: str, frame, future, results: queue.Queue) -
     return stages.put(results, (frame, outcome))
 
 
+def _check_target(source: Path, target: Path, fmt: str | None) -> None:
+    """What would only fail once every frame is done, refused before any work: a target that is a
+    folder (the final rename fails) or the clip itself (the rename would replace it)."""
+    if target.is_dir():
+        example = target / f"{source.stem}.{fmt or DEFAULT_FORMAT}"
+        raise InvalidInputError(f"{target}: is a folder; name the file to write, such as {example}",
+                                subject=str(target))
+    if target.exists() and source.exists() and target.samefile(source):  # a link or a hard link to it too
+        raise overwrites_input(source, "choose another target file")
+
+
 def segment_video(source: str | os.PathLike, target: str | os.PathLike, *,
                   background=None, only_mask: bool = False, smooth: bool | float = False,
                   fmt: str | None = None, progress: ProgressFn = None,
@@ -152,6 +163,7 @@ def segment_video(source: str | os.PathLike, target: str | os.PathLike, *,
     failed or cancelled job leaves no file behind.
     """
     source, target = Path(source), Path(target)
+    _check_target(source, target, fmt)
     output = format_for(target, fmt)
     smoother = TemporalSmoother(strength) if (strength := strength_of(smooth)) else None
     if background is None and output == "mp4" and not only_mask:
@@ -159,11 +171,19 @@ def segment_video(source: str | os.PathLike, target: str | os.PathLike, *,
     settings = Options.of(**options, background=background)  # bad options fail before any work
     info = probe(source)
     check_limits(info)
-    if target.exists() and target.samefile(source):  # a link or a hard link to it too
-        raise overwrites_input(source, "choose another target file")  # the rename would replace the clip
-    target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".{target.stem}.{uuid.uuid4().hex[:8]}.partial{target.suffix}")
-    writer = open_writer(partial, output, info, alpha=settings.background is None and not only_mask)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial.touch(exist_ok=False)  # PyAV opens its file only with the first frame: find out now
+    except OSError as exc:  # a file where a folder should be, a read-only folder...
+        blocking = next((p for p in target.parents if p.exists()), None)
+        reason = f"{blocking} is a file, not a folder" if blocking and not blocking.is_dir() else exc.strerror or exc
+        raise InvalidInputError(f"{target}: cannot be written ({reason})", subject=str(target)) from None
+    try:
+        writer = open_writer(partial, output, info, alpha=settings.background is None and not only_mask)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
     stages = _Stages(cancel)
     frames, results = queue.Queue(QUEUE_FRAMES), queue.Queue(QUEUE_FRAMES)
     per_frame = replace(settings, background=None)  # the background goes on here, after smoothing
