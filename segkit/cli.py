@@ -16,7 +16,7 @@ from tqdm import tqdm
 from . import options as declared_options
 from . import warmup
 from .batch import preload, process
-from .errors import SegkitError
+from .errors import InvalidInputError, SegkitError
 from .io.decode import IMAGE_SUFFIXES
 from .io.encode import distinct_outputs, found_kind, output_name, overwrites_input, save_png
 from .models import catalog
@@ -51,6 +51,30 @@ def collect_inputs(paths: list[str], video_format: str = DEFAULT_FORMAT,
     named = [(file.as_posix(), output_name(file.as_posix(), folder, _output_suffix(file, video_format)))
              for file, folder in found]
     return [(Path(file), Path(name)) for file, name in distinct_outputs(named)], others
+
+
+def output_file(inputs: list[str], output: Path, video_format: str | None) -> Path | None:
+    """``-o`` as the output file itself, where one photo or video is given and ``-o`` ends as its
+    output does (``remove photo.jpg -o cutout.png``, ``remove clip.mp4 -o clip.mov``) and is no
+    folder; None where ``-o`` is the output folder. Another media suffix is a mistake, said before any
+    work (a JPEG holds no transparency)."""
+    source, suffix = Path(inputs[0]), output.suffix.lower()
+    if len(inputs) != 1 or source.is_dir() or output.is_dir() or suffix not in MEDIA_SUFFIXES | {".zip"}:
+        return None
+    video = source.suffix.lower() in VIDEO_SUFFIXES
+    wanted = [f".{f}" for f in VIDEO_FORMATS] if video else [".png"]
+    if suffix not in wanted:
+        raise InvalidInputError(f"{output}: a {'video' if video else 'photo'}'s cutout is written as "
+                                f"{', '.join(wanted)}; name the output so, or give a folder", subject=str(output))
+    if video_format and suffix != f".{video_format}":
+        raise InvalidInputError(f"{output}: ends in {suffix} but --format is {video_format}; give one or the other",
+                                subject=str(output))
+    return output
+
+
+def _error_line(source: Path, error) -> str:
+    """One line for a file that failed: its path, then the reason (errors start with the file's name)."""
+    return f"error: {source}: {str(error).removeprefix(f'{source.name}: ')}"
 
 
 def _inside(output: Path | None, folder: Path) -> str | None:
@@ -105,7 +129,12 @@ def _remove(args: argparse.Namespace) -> int:
 
         return main_from_args(args, values)
     out_dir = Path(args.output)
-    pairs, others = collect_inputs(args.inputs, args.format or DEFAULT_FORMAT, out_dir)
+    video_format = args.format
+    if single := output_file(args.inputs, out_dir, args.format):
+        pairs, others, out_dir = [(Path(args.inputs[0]), Path(single.name))], [], single.parent
+        video_format = single.suffix[1:].lower() if single.suffix.lower() != ".png" else None
+    else:
+        pairs, others = collect_inputs(args.inputs, args.format or DEFAULT_FORMAT, out_dir)
     if others:
         names = ", ".join(file.name for file in others[:3]) + ", ..." * (len(others) > 3)
         print(f"skipped {len(others)} file{'s' * (len(others) > 1)}, neither photo nor video: {names}",
@@ -115,7 +144,7 @@ def _remove(args: argparse.Namespace) -> int:
         return 2
     for source, relative in pairs:
         if (out_dir / relative).resolve() == source.resolve():
-            raise overwrites_input(source)
+            raise overwrites_input(source, "choose another output " + ("file" if single else "folder"))
     todo = [(s, r) for s, r in pairs if not (args.skip_existing and (out_dir / r).exists())]  # whole, or absent
     if todo:
         _fetch(values["model"], args.quiet)
@@ -131,16 +160,16 @@ def _remove(args: argparse.Namespace) -> int:
                            file=sys.stderr)
                 continue
             try:
-                segment_video_cli(source, out_dir, relative, args.format, values, args.quiet,
+                segment_video_cli(source, out_dir, relative, video_format, values, args.quiet,
                                   only_mask=args.only_mask, smooth=args.smooth)
             except (SegkitError, OSError) as exc:  # OSError: the output can't be written (a full disk...)
                 failed += 1
-                tqdm.write(f"error: {source}: {exc}", file=sys.stderr)
+                tqdm.write(_error_line(source, exc), file=sys.stderr)
             continue
         (result,) = process([source], **values)
         if result.error:
             failed += 1
-            tqdm.write(f"error: {source}: {result.error}", file=sys.stderr)
+            tqdm.write(_error_line(source, result.error), file=sys.stderr)
             continue
         target = out_dir / relative
         try:
@@ -151,7 +180,7 @@ def _remove(args: argparse.Namespace) -> int:
             tqdm.write(f"error: {source}: could not write {target}: {exc.strerror or exc}", file=sys.stderr)
     done, there = len(todo) - failed, len(pairs) - len(todo)
     kind = "files" if any(source.suffix.lower() in VIDEO_SUFFIXES for source, _ in pairs) else "images"
-    print(f"{done} of {len(pairs)} {kind} written to {out_dir}" + (f", {there} already there" if there else "")
+    print(f"{done} of {len(pairs)} {kind} written to {args.output}" + (f", {there} already there" if there else "")
           + (f", {failed} failed" if failed else ""), file=sys.stderr)
     return 1 if failed else 0
 
@@ -222,7 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     remove = commands.add_parser("remove", help="write PNG cutouts of images")
     remove.add_argument("inputs", nargs="+", help="image or video files, or folders of them")
-    remove.add_argument("-o", "--output", required=True, help="output folder")
+    remove.add_argument("-o", "--output", required=True, help="output folder; for one photo or video, "
+                        "the output file itself if named so (cutout.png, clip.webm/.mov/.mp4/.zip)")
     add_option_flags(remove)
     remove.add_argument("--only-mask", action="store_true", help="write the mask instead of the cutout")
     remove.add_argument("--format", choices=sorted(VIDEO_FORMATS), help="video output (default webm)")

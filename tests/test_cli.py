@@ -46,6 +46,31 @@ def test_remove_single_file_with_matting_succeeds(tmp_path, photos, u2netp_path)
     assert mask.shape == (100, 150) and 0 < mask.mean() < 255
 
 
+def test_one_photo_to_a_named_file_and_names_that_cannot_be(tmp_path, photos, u2netp_path, capsys):
+    """`remove cat.jpg -o cutout.png` wrote cutout.png/cat.png, a folder named like a file. With one input
+    and an output named as its cutout, -o is that file; an existing folder stays a folder, and a name
+    the cutout can't have (a JPEG holds no transparency) is refused before any work."""
+    source = tmp_path / "cat.jpg"
+    Image.fromarray(photos["chelsea"]).resize((150, 100)).save(source)
+    assert cli.main(["remove", str(source), "-o", str(tmp_path / "cuts" / "cutout.png"), "-q"]) == 0
+    assert Image.open(tmp_path / "cuts" / "cutout.png").size == (150, 100)
+    assert "1 of 1 images written to " + str(tmp_path / "cuts" / "cutout.png") in capsys.readouterr().err
+    (tmp_path / "folder.png").mkdir()
+    assert cli.main(["remove", str(source), "-o", str(tmp_path / "folder.png"), "-q"]) == 0
+    assert Image.open(tmp_path / "folder.png" / "cat.png").mode == "RGBA"
+    capsys.readouterr()
+    for output in ("cutout.jpg", "cat.jpg"):  # the second is the photo itself: refused all the same
+        assert cli.main(["remove", str(source), "-o", str(tmp_path / output), "-q"]) == 2
+        assert capsys.readouterr().err.strip() == (f"error: {tmp_path / output}: a photo's cutout is written as "
+                                                   ".png; name the output so, or give a folder")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cat.jpg", "cuts", "folder.png"]
+
+
+def test_a_failed_file_is_named_once(tmp_path, capsys):
+    assert cli.main(["remove", str(tmp_path / "missing.png"), "-o", str(tmp_path / "o"), "-q"]) == 1
+    assert capsys.readouterr().err.splitlines()[0] == f"error: {tmp_path / 'missing.png'}: file not found"
+
+
 def test_bad_parameters_and_models_exit_with_one_line(tmp_path):
     run = run_cli("remove", tmp_path, "-o", tmp_path / "o", "--model", "nope")
     assert run.returncode == 2 and "unknown model 'nope'" in run.stderr and "Traceback" not in run.stderr

@@ -275,6 +275,17 @@ def test_smoothing_reduces_flicker(tmp_path, u2netp_path):
     assert flicker(mattes[True], motion) < flicker(mattes[False], motion)
 
 
+def test_cli_writes_one_clip_to_the_file_named(clip, tmp_path, capsys):
+    """`remove clip.mp4 -o out.mov` writes out.mov, its format from the name (it wrote out.mov/clip.webm)."""
+    assert cli_main(["remove", str(clip), "-o", str(tmp_path / "out.mov"), "-q"]) == 0
+    assert probe(tmp_path / "out.mov").codec == "prores" and probe(tmp_path / "out.mov").frames == 12
+    for output, flags, message in (("out.webm", ["--format", "mov"], "ends in .webm but --format is mov"),
+                                   ("out.mkv", [], "a video's cutout is written as .webm, .mov, .mp4, .zip")):
+        assert cli_main(["remove", str(clip), "-o", str(tmp_path / output), "-q", *flags]) == 2
+        assert message in capsys.readouterr().err
+    assert [p.name for p in tmp_path.iterdir()] == ["out.mov"]
+
+
 def test_cli_mixes_photos_and_clips(clip, tmp_path, photos):
     folder = tmp_path / "in"
     folder.mkdir()
