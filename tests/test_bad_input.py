@@ -82,6 +82,7 @@ def test_the_seed_strings_and_numpy_values_are_accepted(photos):
 @pytest.mark.parametrize("tensor, problem", [
     (torch.zeros(2, 8, 8, 2), "shape"),
     (torch.zeros(8, 8), "shape"),
+    (torch.zeros(2, 16, 16), r"shape \(2, 16, 16\) is not \[B,H,W,C\] with C in 1, 3 or 4 \(a MASK's shape: pass an IMAGE\)"),
     (torch.zeros(1, 8, 8, 3, dtype=torch.uint8), "not floating point"),
     (torch.full((1, 8, 8, 3), float("inf")), "NaN or infinite"),
 ])

@@ -202,11 +202,12 @@ def split_tensor_batch(batch: Any) -> list[np.ndarray]:
     Values are clipped to 0..1, as the seed node did: ComfyUI's own bicubic upscale
     overshoots a little. (Other float arrays outside 0..1 are refused: there a value
     out of range is likelier a caller's scale mistake than an overshoot.)"""
-    if batch.ndim == 3:
+    given = tuple(batch.shape)
+    if batch.ndim == 3 and given[-1] in (1, 3, 4):  # one image, [H,W,C]
         batch = batch[None]
     if batch.ndim != 4 or batch.shape[-1] not in (1, 3, 4):
-        raise InvalidInputError(
-            f"image tensor: shape {tuple(batch.shape)} is not [B,H,W,C] with C in 1, 3 or 4")
+        mask = " (a MASK's shape: pass an IMAGE)" if len(given) == 3 else ""
+        raise InvalidInputError(f"image tensor: shape {given} is not [B,H,W,C] with C in 1, 3 or 4{mask}")
     if not batch.dtype.is_floating_point:
         raise InvalidInputError(f"image tensor: dtype {batch.dtype} is not floating point (expected 0..1 floats)")
     array = batch.detach().cpu().float().numpy()
