@@ -17,16 +17,13 @@ from . import options as declared_options
 from . import warmup
 from .batch import preload, process
 from .errors import InvalidInputError, SegkitError
-from .io.decode import IMAGE_SUFFIXES
 from .io.encode import distinct_outputs, found_kind, output_name, overwrites_input, save_png
 from .models import catalog
 from .models.lookup import get_model
 from .models.weights import is_cached, licence_notice, model_path
 from .options import Options
 from .scale import ray_job
-from .video.formats import DEFAULT_FORMAT, FORMATS as VIDEO_FORMATS, VIDEO_SUFFIXES
-
-MEDIA_SUFFIXES = IMAGE_SUFFIXES | VIDEO_SUFFIXES
+from .video.formats import DEFAULT_FORMAT, FORMATS as VIDEO_FORMATS, MEDIA_SUFFIXES, VIDEO_SUFFIXES
 
 
 def collect_inputs(paths: list[str], video_format: str = DEFAULT_FORMAT,

@@ -107,9 +107,11 @@ def test_ray_names_outputs_as_the_plain_cli_does_and_never_over_an_input(photo_f
     (photo_folder / "people" / "._cup.jpg").write_bytes(b"\0\5\x16\7")  # macOS's AppleDouble file
     (photo_folder / "out").mkdir()
     (photo_folder / "out" / "cat.png").write_bytes((photo_folder / "cat.png").read_bytes())  # a last run's
-    _, pairs, _ = ray_job.list_inputs([str(photo_folder)], str(photo_folder / "out"))
+    (photo_folder / "people" / "walk.mp4").write_bytes(b"\0\0\0\x18ftypmp42")  # the Ray job cuts out photos only
+    _, pairs, not_done = ray_job.list_inputs([str(photo_folder)], str(photo_folder / "out"))
+    assert not_done == [(str(photo_folder / "people" / "walk.mp4"), ray_job.VIDEO_NOT_DONE)]
     listed, others = cli.collect_inputs([str(photo_folder)], output=photo_folder / "out")
-    plain = {path.as_posix(): name.as_posix() for path, name in listed}
+    plain = {path.as_posix(): name.as_posix() for path, name in listed if path.suffix != ".mp4"}
     assert {path: name for path, name in pairs} == plain and [p.name for p in others] == ["notes.txt"]
     assert {"people/cup.jpg.png", "people/cup.webp.png", "cat.png"} <= set(plain.values())
     assert not any("out/" in name or "._" in name for name in plain.values())

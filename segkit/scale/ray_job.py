@@ -22,10 +22,11 @@ from pathlib import PurePosixPath
 
 from ..batch import preload, process
 from ..errors import InvalidInputError
-from ..io.decode import IMAGE_SUFFIXES
 from ..io.encode import distinct_outputs, found_kind, output_name, overwrites_input, save_png
 from ..options import Options
+from ..video.formats import MEDIA_SUFFIXES, VIDEO_SUFFIXES
 
+VIDEO_NOT_DONE = "a video: --ray cuts out photos only; run videos without --ray"
 INSTALL_HINT = "--ray needs Ray: pip install -r requirements-ray.txt"
 ERRORS_FILE = "errors.jsonl"
 MASK_SUFFIX = ".mask.png"
@@ -63,8 +64,9 @@ def open_location(location: str):
 
 
 def list_inputs(inputs: list[str], output: str | None = None):
-    """(filesystem, [(path, output name)], [(input, reason)] for inputs that are not there).
-    Folders yield what the CLI takes from them (``io.encode.found_kind``), photos only."""
+    """(filesystem, [(path, output name)], [(input, reason)] for inputs that are not there or are
+    videos). Folders yield what the CLI takes from them (``io.encode.found_kind``); videos are named
+    as not done, since the Ray job cuts out photos only, rather than passed over in silence."""
     from pyarrow import fs
 
     filesystem, pairs, missing = None, [], []
@@ -79,12 +81,15 @@ def list_inputs(inputs: list[str], output: str | None = None):
             found = filesystem.get_file_info(fs.FileSelector(path, recursive=True))
             output_here = root if target_fs and target_fs.type_name == this_fs.type_name else None
             files = sorted(f.path for f in found
-                           if f.is_file and found_kind(f.path, path, IMAGE_SUFFIXES, output_here) == "input")
+                           if f.is_file and found_kind(f.path, path, MEDIA_SUFFIXES, output_here) == "input")
             pairs += [(file, output_name(file, path)) for file in files]
         elif info.type == fs.FileType.NotFound:
             missing.append((raw, "no such file or folder"))
         else:
             pairs.append((path, output_name(path, None)))
+    videos = [path for path, _ in pairs if PurePosixPath(path).suffix.lower() in VIDEO_SUFFIXES]
+    missing += [(path, VIDEO_NOT_DONE) for path in videos]
+    pairs = [pair for pair in pairs if pair[0] not in videos]
     return filesystem, distinct_outputs(pairs), missing
 
 

@@ -7,10 +7,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InvalidInputError
+from ..io.decode import IMAGE_SUFFIXES
 
 # Inputs read as video (PyAV reads them all): phones' and cameras' containers too (3GP, AVCHD's .mts).
 VIDEO_SUFFIXES = {".mp4", ".mov", ".webm", ".mkv", ".avi", ".m4v", ".3gp", ".mts", ".m2ts", ".mpg", ".mpeg", ".wmv",
                   ".flv"}
+MEDIA_SUFFIXES = IMAGE_SUFFIXES | VIDEO_SUFFIXES  # what the command line takes from a folder
 DEFAULT_FORMAT = "webm"  # keeps alpha and plays in browsers
 
 
