@@ -10,6 +10,7 @@ the ComfyUI node's call. Adding an option is adding a field here.
 
 from __future__ import annotations
 
+import difflib
 import math
 import numbers
 from dataclasses import MISSING, Field, dataclass, field, fields
@@ -89,7 +90,9 @@ class Options:
         """Options from keyword arguments; an unknown keyword is named with the known ones."""
         unknown = sorted(set(values) - set(names()))
         if unknown:
-            raise InvalidInputError(f"unknown option {unknown[0]!r}; the options are: {', '.join(names())}",
+            close = [n for n in names() if unknown[0] in n][:1] or difflib.get_close_matches(unknown[0], names(), n=1)
+            guess = f"did you mean {close[0]!r}? " if close else ""
+            raise InvalidInputError(f"unknown option {unknown[0]!r}; {guess}the options are: {', '.join(names())}",
                                     subject=unknown[0])
         return cls(**values)
 

@@ -155,6 +155,8 @@ def bad_options() -> list[tuple[dict, str]]:
             for value in ("notacolour", "rgb(a,b,c)", "rgb(1,2)", "rgb(", "rgb(1,2,3", "rgb()", "rgb(1e400,0,0)",
                           "rgb(nan,0,0)", "rgb(256,0,0)", "rgb(-1,0,0)", "#12345", "#ggg", (1, 2), (1e400, 0, 0)):
                 cases.append(({name: value}, colour))
+            for path in ("photos/beach.jpg", "beach.PNG", "C:\\beach"):  # text is never read as a file
+                cases.append(({name: path}, colour + r".*; text names a colour, never a file: pass the picture itself"))
             cases += [({name: b""}, r"^background image: empty (data|file) \(0 bytes\)"),
                       ({name: b"\x00random bytes" * 10}, r"^background image: not an image"),
                       ({name: b"<svg xmlns='http://www.w3.org/2000/svg'/>"}, r"^background image: not an image"),
@@ -162,4 +164,6 @@ def bad_options() -> list[tuple[dict, str]]:
     cases.append(({"alpha_matting": True, "alpha_matting_foreground_threshold": 10,
                    "alpha_matting_background_threshold": 50}, r"background threshold must be the lower one"))
     cases.append(({"colour": "red"}, r"^unknown option 'colour'; the options are: model, "))
+    cases.append(({"alpha_mating": True}, r"^unknown option 'alpha_mating'; did you mean 'alpha_matting'\? the options"))
+    cases.append(({"erode_size": 5}, r"^unknown option 'erode_size'; did you mean 'alpha_matting_erode_size'\?"))
     return cases

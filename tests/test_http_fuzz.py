@@ -17,6 +17,7 @@ from gradio_client import handle_file
 from PIL import Image
 
 import corpus
+from segkit.options import names as option_names
 from appserver import AppServer, folder_usage
 
 GENERIC = "upstream Gradio app has raised an exception"
@@ -61,7 +62,7 @@ def arguments(api: str, options: dict, photo, as_file) -> dict | None:
     """One corpus case as the endpoint's named arguments (``as_file`` turns bytes into a file
     reference); None where the endpoint has no such parameter."""
     values = dict(options)
-    if "colour" in values:  # an unknown keyword: only the library takes arbitrary keywords
+    if set(values) - set(option_names()):  # an unknown keyword: only the library takes arbitrary keywords
         return None
     if "background" in values:
         if api == "/remove_background":  # the single-image endpoint returns the RGBA cutout only

@@ -22,6 +22,8 @@ def parse_colour(value: str | tuple) -> tuple[int, int, int]:
     (r, g, b) tuple; anything else is an ``InvalidInputError`` naming the form expected."""
     problem = (f"background: {value!r} is not a colour; use a name (green), #rrggbb or rgb(r, g, b) "
                "with each part from 0 to 255")
+    if isinstance(value, str) and re.search(r"[/\\]|\.(png|jpe?g|webp|heic|avif|tiff?|bmp|gif)$", value.strip(), re.I):
+        problem += "; text names a colour, never a file: pass the picture itself (a pathlib.Path or an image)"
     if isinstance(value, str) and (css := _CSS_RGB.fullmatch(value.strip())):
         parts = [p.strip() for p in css.group(1).split(",")]
         value = tuple(parts[:3]) if len(parts) in (3, 4) else ()
