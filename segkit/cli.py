@@ -17,6 +17,7 @@ from . import options as declared_options
 from . import warmup
 from .batch import preload, process
 from .errors import InvalidInputError, SegkitError
+from .io.decode import IMAGE_SUFFIXES
 from .io.encode import distinct_outputs, found_kind, output_name, overwrites_input, save_png
 from .models import catalog
 from .models.lookup import get_model
@@ -101,8 +102,9 @@ def add_option_flags(parser: argparse.ArgumentParser) -> None:
 def options_from(args: argparse.Namespace) -> dict:
     """The declared options' values from parsed flags; numbers stay text until ``Options`` checks them."""
     values = {name: getattr(args, name) for name in declared_options.names()}
-    if values["background"] and Path(values["background"]).is_file():
-        values["background"] = Path(values["background"])  # a file here is a background image
+    text = values["background"] or ""
+    if Path(text).is_file() or "/" in text or Path(text).suffix.lower() in IMAGE_SUFFIXES:
+        values["background"] = Path(text)  # a background image (one that isn't there is named as missing)
     return values
 
 

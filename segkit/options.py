@@ -13,6 +13,7 @@ from __future__ import annotations
 import difflib
 import math
 import numbers
+import os
 from dataclasses import MISSING, Field, dataclass, field, fields
 from typing import Any, Callable, Optional, TypedDict
 
@@ -205,7 +206,8 @@ def _background(f: Field, value: Any) -> Background:
     if isinstance(value, tuple):
         parse_colour(value)
         return value
-    return decode(value, label=f"{f.name} image").image  # a photo's limits, checked before decoding
+    named = f" {value}" if isinstance(value, os.PathLike) else ""
+    return decode(value, label=f"{f.name} image{named}").image  # a photo's limits, checked before decoding
 
 
 def _shown(value: Any) -> str:

@@ -66,6 +66,14 @@ def test_one_photo_to_a_named_file_and_names_that_cannot_be(tmp_path, photos, u2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cat.jpg", "cuts", "folder.png"]
 
 
+def test_a_background_picture_that_is_not_there_is_named(tmp_path, capsys):
+    """--background takes a colour or a picture's path; a path to nothing was read as a colour."""
+    for value in ("beach.jpg", "pictures/beach"):
+        assert cli.main(["remove", str(tmp_path / "missing.png"), "-o", str(tmp_path / "o"), "--background", value]) == 2
+        assert capsys.readouterr().err.strip() == f"error: background image {value}: file not found"
+    assert not (tmp_path / "o").exists()
+
+
 def test_a_failed_file_is_named_once(tmp_path, capsys):
     assert cli.main(["remove", str(tmp_path / "missing.png"), "-o", str(tmp_path / "o"), "-q"]) == 1
     assert capsys.readouterr().err.splitlines()[0] == f"error: {tmp_path / 'missing.png'}: file not found"
