@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterable, Mapping, Optional, Unpack
 import numpy as np
 from PIL import Image
 
-from .errors import InvalidInputError, SegkitError
+from .errors import InvalidInputError, SegkitError, check_hooks
 from .io.decode import describe, is_tensor, split_tensor_batch
 from .models.batching import BatchingSession
 from .models.sessions import session_for
@@ -53,6 +53,7 @@ def process(images: Any, *, progress: ProgressFn = None, **options: Unpack[Optio
     stops the batch and reaches the caller as it was raised.
     """
     settings = Options.of(**options)
+    check_hooks(progress, progress_call="progress(fraction, text)")
     items, _ = as_batch(images)
     if not items:
         return []

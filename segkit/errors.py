@@ -23,6 +23,17 @@ class InvalidInputError(SegkitError, ValueError):
     """An image, tensor or parameter that segkit cannot use."""
 
 
+def check_hooks(progress=None, cancel=None, progress_call: str = "progress(done, total)") -> None:
+    """A progress callback and a cancel event are used only once work is under way: a wrong kind
+    (``progress=True``, say) would fail there, with the work lost. Checked before any work instead."""
+    if progress is not None and not callable(progress):
+        raise InvalidInputError(f"progress: must be a function called as {progress_call}, or None; "
+                                f"got {progress!r}", subject="progress")
+    if cancel is not None and not callable(getattr(cancel, "is_set", None)):
+        raise InvalidInputError(f"cancel: must be a threading.Event (set it to stop), or None; got {cancel!r}",
+                                subject="cancel")
+
+
 class UnknownModelError(InvalidInputError):
     """A model name that is not in the registry."""
 

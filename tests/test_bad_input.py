@@ -79,6 +79,13 @@ def test_the_seed_strings_and_numpy_values_are_accepted(photos):
                                                     alpha_matting_foreground_threshold=240.0)), np.asarray(plain))
 
 
+def test_a_progress_that_is_not_a_function_is_refused_before_any_work(photos):
+    """progress=True failed with "'bool' object is not callable" once the first image was done."""
+    with pytest.raises(segkit.InvalidInputError, match=r"^progress: must be a function called as "
+                                                       r"progress\(fraction, text\), or None; got True$"):
+        segkit.process([photos["chelsea"], b"not even read"], progress=True)
+
+
 @pytest.mark.parametrize("tensor, problem", [
     (torch.zeros(2, 8, 8, 2), "shape"),
     (torch.zeros(8, 8), "shape"),

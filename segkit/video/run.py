@@ -26,7 +26,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 from PIL import Image
 
-from ..errors import InvalidInputError, SegkitError
+from ..errors import InvalidInputError, SegkitError, check_hooks
 from ..io.compose import compose
 from ..io.encode import overwrites_input
 from ..models.sessions import session_side_by_side
@@ -163,6 +163,7 @@ def segment_video(source: str | os.PathLike, target: str | os.PathLike, *,
     failed or cancelled job leaves no file behind.
     """
     source, target = Path(source), Path(target)
+    check_hooks(progress, cancel)
     _check_target(source, target, fmt)
     output = format_for(target, fmt)
     smoother = TemporalSmoother(strength) if (strength := strength_of(smooth)) else None
