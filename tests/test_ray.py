@@ -117,3 +117,19 @@ def test_ray_names_outputs_as_the_plain_cli_does_and_never_over_an_input(photo_f
     assert not any("out/" in name or "._" in name for name in plain.values())
     with pytest.raises(InvalidInputError, match="broken.png: its cutout would be written over it"):
         ray_job.run([str(photo_folder)], str(photo_folder))
+
+
+def test_bad_worker_counts_are_named_before_ray_starts(photo_folder, tmp_path):
+    """Ray refused these only once it had started, seconds later, in its own words
+    ("('size must be >= 1', -2)"); workers=0 quietly meant the default."""
+    from segkit.errors import InvalidInputError
+    from segkit.scale import ray_job
+
+    pytest.importorskip("ray", reason="pip install -r requirements-ray.txt")
+    for sizes, message in ((dict(workers=0), "workers: must be a whole number of actors, 1 or more, got 0"),
+                           (dict(workers=2.5), "workers: .* got 2.5"), (dict(workers="2"), "workers: .* got '2'"),
+                           (dict(gpus_per_worker=-1), "gpus_per_worker: must be 0 .* got -1"),
+                           (dict(gpus_per_worker=1.5), "gpus_per_worker: .* or a whole number of GPUs, got 1.5")):
+        with pytest.raises(InvalidInputError, match=message):
+            ray_job.run([str(photo_folder)], str(tmp_path / "out"), **sizes)
+    assert not (tmp_path / "out").exists()

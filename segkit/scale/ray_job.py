@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import numbers
 import os
 import posixpath
 import sys
@@ -209,6 +210,7 @@ def run(inputs: list[str], output: str, *, address: str | None = None, workers: 
     """Cut out every image under ``inputs`` into ``output`` on Ray; ``options`` go to
     ``segkit.process`` untouched. Starts a local Ray (or joins ``address``) unless one is
     already initialised in this process, and shuts down only one it started."""
+    _check_sizes(workers, gpus_per_worker)
     ray = import_ray()
     started = time.perf_counter()
     Options.of(**options)  # a bad option fails here, not in every actor
@@ -230,6 +232,20 @@ def run(inputs: list[str], output: str, *, address: str | None = None, workers: 
     failed += [(scheme + path, reason) for path, reason in ray_failed]
     return Summary(written=len(todo) - len(ray_failed), skipped=len(pairs) - len(todo), failed=failed,
                    seconds=time.perf_counter() - started, errors_file=write_errors(output, failed))
+
+
+def _check_sizes(workers, gpus_per_worker) -> None:
+    """Ray would refuse these only once it had started (seconds later), in its own words."""
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, numbers.Integral) or workers < 1):
+        raise InvalidInputError(f"workers: must be a whole number of actors, 1 or more, got {workers!r}",
+                                subject="workers")
+    try:
+        gpus = float(gpus_per_worker)
+    except (TypeError, ValueError):
+        gpus = float("nan")
+    if isinstance(gpus_per_worker, bool) or not 0 <= gpus < float("inf") or (gpus > 1 and gpus != int(gpus)):
+        raise InvalidInputError(f"gpus_per_worker: must be 0 (CPU), a share of one GPU such as 0.5, or a whole "
+                                f"number of GPUs, got {gpus_per_worker!r}", subject="gpus_per_worker")
 
 
 def add_flags(parser: argparse.ArgumentParser) -> None:
