@@ -18,7 +18,9 @@ def segment_video_cli(source: Path, target_dir: Path, relative: Path, fmt: str |
     ``options`` are the declared options' values, as the CLI parsed them.
     """
     fmt = fmt or DEFAULT_FORMAT
-    target = (target_dir / relative).with_suffix(f".{fmt}")
+    target = target_dir / relative
+    if target.suffix.lower() != f".{fmt}":  # a name given as OUT.MOV keeps its own case
+        target = target.with_suffix(f".{fmt}")
     with tqdm(desc=source.name, unit="frame", disable=quiet or None, leave=False) as bar:
         def advance(done: int, total: int) -> None:
             bar.total = total
