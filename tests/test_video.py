@@ -242,6 +242,8 @@ def test_a_target_that_cannot_be_written_is_named_before_any_frame(clip, tmp_pat
         segment_video(clip, tmp_path / "pan.webm", fmt="mov")
     with pytest.raises(segkit.InvalidInputError, match=f"{tmp_path.name}: is a folder, not a video file"):
         segment_video(tmp_path, tmp_path / "pan.webm")
+    with pytest.raises(segkit.InvalidInputError, match=r"^https://example.com/clip.mp4: a URL, not a file; fetch it"):
+        segment_video("https://example.com/clip.mp4", tmp_path / "pan.webm")  # was "clip.mp4: file not found"
     with pytest.raises(segkit.InvalidInputError, match=r"^progress: must be a function called as progress\(done, "):
         segment_video(clip, tmp_path / "pan.webm", progress=True)  # failed after the first frame
     with pytest.raises(segkit.InvalidInputError, match=r"^cancel: must be a threading.Event"):

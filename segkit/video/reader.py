@@ -113,8 +113,16 @@ def _decoded(container, stream, label: str) -> Iterator[av.VideoFrame]:
         raise InvalidInputError(f"{label}: the video data is damaged ({exc.strerror or exc})") from None
 
 
+def refuse_url(source: str | os.PathLike) -> None:
+    """A URL names no file here (``Path`` would fold its // and call it missing): say what to do."""
+    if isinstance(source, str) and source.split("://")[0].lower() in ("http", "https") and not Path(source).exists():
+        raise InvalidInputError(f"{source}: a URL, not a file; fetch it first (segkit.fetch_url(url, accept="
+                                "('video',)), then write the bytes to a file)")
+
+
 def probe(source: str | os.PathLike) -> VideoInfo:
     """Duration, frame rate, displayed size, rotation, audio and frame count of a video file."""
+    refuse_url(source)
     path = Path(source)
     with _open(path) as container:
         stream = _video_stream(container, path.name)

@@ -33,7 +33,7 @@ from ..models.sessions import session_side_by_side
 from ..options import Options
 from ..pipeline import segment_one
 from .formats import DEFAULT_FORMAT, format_for
-from .reader import check_limits, probe, read_frames
+from .reader import check_limits, probe, read_frames, refuse_url
 from .smooth import TemporalSmoother, strength_of
 from .writer import open_writer
 
@@ -162,8 +162,9 @@ def segment_video(source: str | os.PathLike, target: str | os.PathLike, *,
     ``cancel.set()``. Frame rate, timestamps, rotation and sound are kept; a
     failed or cancelled job leaves no file behind.
     """
-    source, target = Path(source), Path(target)
     check_hooks(progress, cancel)
+    refuse_url(source)
+    source, target = Path(source), Path(target)
     _check_target(source, target, fmt)
     output = format_for(target, fmt)
     smoother = TemporalSmoother(strength) if (strength := strength_of(smooth)) else None
