@@ -15,15 +15,21 @@ from pathlib import Path
 import gradio as gr
 
 import segkit
-from segkit import options, service
+from segkit import options, service, settings
 from segkit.memory import few_malloc_heaps
 from segkit.models import catalog
-from ui import clicks, live, photos, video
-from ui.common import model_status
+
+try:
+    settings.check_all()  # a wrong SEGKIT_* variable stops the app here, named, before the page is built
+except segkit.SegkitError as exc:
+    raise SystemExit(f"error: {exc}") from None
+
+from ui import clicks, live, photos, video  # noqa: E402 - the page reads the settings as it is built
+from ui.common import model_status  # noqa: E402
 
 DEFAULT_MODEL = options.defaults()["model"]
 # onnxruntime already uses every core for one image on CPU; a GPU leaves the CPU free for decoding
-QUEUE_CONCURRENCY = int(os.getenv("SEGKIT_CONCURRENCY") or (2 if segkit.device() == "CUDA" else 1))
+QUEUE_CONCURRENCY = settings.read("SEGKIT_CONCURRENCY") or (2 if segkit.device() == "CUDA" else 1)
 # Gradio's own ceiling for one upload; segkit turns files over SEGKIT_MAX_FILE_MB into warnings below it
 UPLOAD_CEILING = os.getenv("SEGKIT_MAX_UPLOAD", f"{4 * service.MAX_FILE_MB:.0f}mb")
 CSS = """

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from . import options as declared_options
+from . import options as declared_options, settings
 from . import warmup
 from .batch import preload, process
 from .errors import InvalidInputError, SegkitError
@@ -273,6 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        settings.check_all()  # every SEGKIT_* variable, before any work
         return args.run(args)
     except SegkitError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -10,7 +10,6 @@ cutout there, beside the network (``models.on_device``), with the same bytes.
 
 from __future__ import annotations
 
-import os
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
@@ -19,6 +18,7 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image
 
+from . import settings
 from .errors import SegkitError
 from .io.compose import compose
 from .io.decode import decode
@@ -32,8 +32,16 @@ from .pixels.resize import cutout, read_all
 StageFn = Callable[[str], None]
 # Images in flight at once across all threads, and one matting solve at a time: memory
 # stays bounded however many threads call in (the network already uses every core).
-_IN_FLIGHT = threading.BoundedSemaphore(max(1, int(os.getenv("SEGKIT_IMAGES_IN_FLIGHT", 2))))
+_IN_FLIGHT: list[threading.BoundedSemaphore] = []  # made on first use, so a wrong setting is named there
+_IN_FLIGHT_MADE = threading.Lock()
 _MATTING_TURN = threading.Lock()
+
+
+def _images_in_flight() -> threading.BoundedSemaphore:
+    with _IN_FLIGHT_MADE:
+        if not _IN_FLIGHT:
+            _IN_FLIGHT.append(threading.BoundedSemaphore(settings.read("SEGKIT_IMAGES_IN_FLIGHT")))
+        return _IN_FLIGHT[0]
 
 
 @dataclass
@@ -58,7 +66,7 @@ def segment_one(item: Any, options: Options, session: ort.InferenceSession, inde
                 stage: StageFn = lambda name: None, in_flight=None) -> Result:
     """Cut the subject out of one input; a bad input raises ``InvalidInputError``. ``in_flight``
     bounds the images in flight at once (by default the process-wide bound above)."""
-    with in_flight or _IN_FLIGHT:
+    with in_flight or _images_in_flight():
         stage("decoding")
         decoded = decode(item, index)  # bytes, path, array, PIL... -> upright RGB(A), size checked first
         image, spec = decoded.image, options.spec

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Iterator, Optional, Unpack
 from urllib.parse import urlsplit
 
+from . import settings
 from .batch import ProgressFn, process
 from .errors import InvalidInputError, ModelNotAvailableError, SegkitError
 from .io.encode import save_png, unique_names, write_zip
@@ -24,10 +25,17 @@ from .models import catalog
 from .options import OptionValues
 
 log = logging.getLogger("segkit")
-MAX_BATCH = int(os.getenv("SEGKIT_MAX_BATCH", 16))
-MAX_FILE_MB = float(os.getenv("SEGKIT_MAX_FILE_MB", 25))  # per photo; a bigger one is a warning, not a lost batch
-OUTPUT_TTL = int(os.getenv("SEGKIT_OUTPUT_TTL", 3600))  # seconds a request's files are kept at most
-OUTPUT_MAX_MB = int(os.getenv("SEGKIT_OUTPUT_MAX_MB", 2048))  # all requests' files together, oldest go first
+# The app's limits, read when used (``segkit.settings``): service.MAX_BATCH and so on.
+LIMITS = {"MAX_BATCH": "SEGKIT_MAX_BATCH",  # photos per request
+          "MAX_FILE_MB": "SEGKIT_MAX_FILE_MB",  # per photo; a bigger one is a warning, not a lost batch
+          "OUTPUT_TTL": "SEGKIT_OUTPUT_TTL",  # seconds a request's files are kept at most
+          "OUTPUT_MAX_MB": "SEGKIT_OUTPUT_MAX_MB"}  # all requests' files together, oldest go first
+
+
+def __getattr__(name: str):
+    if name in LIMITS:  # not read at import: a wrong one is named where it is used, not as segkit loads
+        return settings.read(LIMITS[name])
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass
@@ -63,9 +71,12 @@ def output_root(root: str | os.PathLike | None = None) -> Path:
     return Path(root or os.getenv("SEGKIT_OUTPUT_DIR") or Path(tempfile.gettempdir()) / "segkit")
 
 
-def prune_outputs(base: Path, max_age: float = OUTPUT_TTL, max_bytes: int = OUTPUT_MAX_MB << 20) -> None:
+def prune_outputs(base: Path, max_age: float | None = None, max_bytes: int | None = None) -> None:
     """Remove request folders older than ``max_age`` seconds, then the oldest until the
-    rest fit in ``max_bytes``: a busy server's disk stays bounded either way."""
+    rest fit in ``max_bytes`` (by default ``SEGKIT_OUTPUT_TTL`` and ``SEGKIT_OUTPUT_MAX_MB``):
+    a busy server's disk stays bounded either way."""
+    max_age = max_age or settings.read("SEGKIT_OUTPUT_TTL")
+    max_bytes = max_bytes or settings.read("SEGKIT_OUTPUT_MAX_MB") << 20
     folders = []
     for folder in base.iterdir() if base.is_dir() else ():
         try:
@@ -148,8 +159,8 @@ def gather_inputs(files: list[str], urls: list[str]) -> tuple[list[Any], list[st
     warnings: list[str] = []
     for path in files:
         size_mb = os.path.getsize(path) / 1e6
-        if size_mb > MAX_FILE_MB:
-            warnings.append(f"{Path(path).name}: {size_mb:.0f} MB is over the {MAX_FILE_MB:.0f} MB limit per photo")
+        if size_mb > (limit := settings.read("SEGKIT_MAX_FILE_MB")):
+            warnings.append(f"{Path(path).name}: {size_mb:.0f} MB is over the {limit:.0f} MB limit per photo")
         else:
             inputs.append(path)
     for url in urls:
@@ -168,8 +179,8 @@ def serve_batch(inputs: list[Any], *, progress: ProgressFn = None, root: str | o
     """Segment up to ``MAX_BATCH`` inputs; bad files become warnings, the rest are served."""
     if not inputs:
         raise InvalidInputError("no image given: add one or more photos first", subject="files")
-    if len(inputs) > MAX_BATCH:
-        raise InvalidInputError(f"{len(inputs)} images is more than the {MAX_BATCH} allowed at once",
+    if len(inputs) > (most := settings.read("SEGKIT_MAX_BATCH")):
+        raise InvalidInputError(f"{len(inputs)} images is more than the {most} allowed at once",
                                 subject="files")
     results = _process(inputs, progress, options)
     folder = output_dir(root)

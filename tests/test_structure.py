@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import segkit.options
+import segkit.settings
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "segkit"
@@ -85,6 +86,22 @@ def test_option_names_appear_only_where_they_are_declared():
         text = path.read_text()
         for name in names:
             assert not re.search(rf"(?<![.\w]){name}\b", text), f"{path.relative_to(REPO)} spells the option {name}"
+
+
+def test_settings_are_read_only_through_their_declaration_and_all_are_documented():
+    """Each SEGKIT_* number, switch or choice is declared once in segkit/settings.py and read through
+    it (so a wrong value is named the same way everywhere); the README's Settings table lists them all."""
+    declared = set(segkit.settings.SETTINGS)
+    sources = [*PACKAGE.rglob("*.py"), REPO / "app.py", *(REPO / "ui").glob("*.py")]
+    for path in sources:
+        if path != PACKAGE / "settings.py":
+            read_here = set(re.findall(r"getenv\(\s*[\"'](SEGKIT_\w+)", path.read_text()))
+            assert not read_here & declared, f"{path.relative_to(REPO)} reads {read_here & declared} itself"
+    table = (REPO / "README.md").read_text().split("## Settings", 1)[1]
+    first_cells = "".join(re.findall(r"^\|([^|]*)\|", table, re.M))
+    documented = set(re.findall(r"`(SEGKIT_\w+)`", first_cells))
+    documented |= {f"SEGKIT_MAX_VIDEO_{suffix}" for suffix in ("SECONDS", "PIXELS", "MB")}  # one row for the three
+    assert declared <= documented, declared - documented
 
 
 def test_no_test_module_imports_another():

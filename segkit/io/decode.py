@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .. import settings
 from ..errors import InvalidInputError
 from .url import sniff_kind
 
@@ -28,12 +29,12 @@ IMAGE_FORMATS = {"PNG": (".png",), "JPEG": (".jpg", ".jpeg", ".jfif"), "WebP": (
                  "AVIF": (".avif",), "TIFF": (".tif", ".tiff"), "BMP": (".bmp",), "GIF": (".gif",)}
 IMAGE_SUFFIXES = {suffix for suffixes in IMAGE_FORMATS.values() for suffix in suffixes}
 READABLE = ", ".join(list(IMAGE_FORMATS)[:-1]) + " or " + list(IMAGE_FORMATS)[-1]
-DEFAULT_MAX_PIXELS = 64_000_000  # a 64 MP photo is processed; a 60000x60000 "PNG" is not
 
 
 def max_pixels() -> int:
-    """Largest image (width x height) accepted; ``SEGKIT_MAX_PIXELS`` overrides."""
-    return int(os.getenv("SEGKIT_MAX_PIXELS", DEFAULT_MAX_PIXELS))
+    """Largest image (width x height) accepted: ``SEGKIT_MAX_PIXELS`` (64 MP: a 64 MP photo is
+    processed, a 60000x60000 "PNG" is not)."""
+    return settings.read("SEGKIT_MAX_PIXELS")
 
 
 @dataclass

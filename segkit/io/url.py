@@ -13,12 +13,12 @@ from __future__ import annotations
 import http.client
 import io
 import ipaddress
-import os
 import socket
 import ssl
 import time
 from urllib.parse import quote, urljoin, urlsplit
 
+from .. import settings
 from ..errors import InvalidInputError
 
 DEFAULT_MAX_MB = 25  # the same as the app's upload limit
@@ -35,8 +35,8 @@ URL_SAFE = "".join(chr(c) for c in range(0x21, 0x7F))  # printable ASCII stays a
 
 
 def max_url_bytes() -> int:
-    """Largest body fetched; ``SEGKIT_MAX_URL_MB`` overrides."""
-    return int(float(os.getenv("SEGKIT_MAX_URL_MB", DEFAULT_MAX_MB)) * 1_000_000)
+    """Largest body fetched: ``SEGKIT_MAX_URL_MB`` (as the app's upload limit by default)."""
+    return int(settings.read("SEGKIT_MAX_URL_MB") * 1_000_000)
 
 
 def refusal_reason(address: str) -> str | None:

@@ -14,7 +14,6 @@ time is as fast, so batching is off there unless ``SEGKIT_NETWORK_BATCH`` asks.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from concurrent.futures import Future
@@ -23,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import settings
+
 log = logging.getLogger("segkit")
 LINGER_SECONDS = 0.02  # longest a gathered run waits for the images its runner still expects
 _AXIS = "batch"
@@ -30,12 +31,7 @@ _AXIS = "batch"
 
 def network_batch(on_gpu: bool) -> int:
     """Images per network run: ``SEGKIT_NETWORK_BATCH``, else 16 on a GPU and 1 (off) on the CPU."""
-    value = os.getenv("SEGKIT_NETWORK_BATCH", "").strip()
-    if not value:
-        return 16 if on_gpu else 1
-    if not value.isdigit() or int(value) < 1:
-        raise ValueError(f"SEGKIT_NETWORK_BATCH must be a whole number of images, 1 or more (got {value!r})")
-    return int(value)
+    return settings.read("SEGKIT_NETWORK_BATCH") or (16 if on_gpu else 1)
 
 
 def with_batch_axis(path: Path) -> bytes | None:

@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import threading
 
 import numpy as np
 import onnxruntime as ort
 
+from .. import settings
 from ..pixels import _resize_kernels as taps_of
 from ..pixels.resize import _coefficients, full_size, in_bands, row_reader
 from .pinned import BLOCKS
@@ -135,7 +135,7 @@ def _first_runs(on: "_Device", pre) -> None:
 
 
 def wanted() -> bool:
-    return os.getenv("SEGKIT_GPU_PIXELS", "1") != "0"
+    return settings.read("SEGKIT_GPU_PIXELS")
 
 
 def _graphs(pre) -> tuple[bytes, bytes, bytes]:

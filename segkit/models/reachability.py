@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterable, Optional
 from urllib.parse import urlsplit
 
+from .. import settings
 from . import catalog
 from .lookup import get_model, list_models
 from .registry import Source, WeightFile
@@ -78,7 +79,7 @@ def unreachable_models(names: Optional[Iterable[str]] = None, timeout: float = T
 
 
 def probing_enabled() -> bool:
-    return os.getenv("SEGKIT_PROBE_MODELS", "1").strip().lower() not in ("0", "false", "no", "off")
+    return settings.read("SEGKIT_PROBE_MODELS")
 
 
 def _mark_unreachable(timeout: float) -> None:

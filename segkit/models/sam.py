@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from typing import Any, Optional
 import numpy as np
 from PIL import Image
 
+from .. import settings
 from ..errors import InvalidInputError
 from .registry import ModelSpec
 
@@ -37,7 +37,7 @@ class SamModel:
 
     encoder: Any
     decoder: Any
-    keep: int = int(os.getenv("SEGKIT_SAM_EMBEDDINGS", 4))
+    keep: int = field(default_factory=lambda: settings.read("SEGKIT_SAM_EMBEDDINGS"))
     encoder_runs: int = 0
     _embeddings: OrderedDict = field(default_factory=OrderedDict)
     _lock: threading.Lock = field(default_factory=threading.Lock)

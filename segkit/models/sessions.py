@@ -23,6 +23,7 @@ from typing import Callable
 
 import onnxruntime as ort
 
+from .. import settings
 from ..errors import InvalidInputError, ModelLoadError
 from . import on_device
 from .batching import BatchingSession, SessionStandIn, batched_session, network_batch
@@ -74,7 +75,7 @@ _cuda_failed = False  # a session asked for CUDA and got none: every later one, 
 @functools.lru_cache(maxsize=1)
 def providers() -> tuple[str, ...]:
     """The execution providers to use: ``SEGKIT_DEVICE=cpu|cuda`` overrides detection."""
-    wanted = os.getenv("SEGKIT_DEVICE", "auto").lower()
+    wanted = settings.read("SEGKIT_DEVICE")
     if wanted == "cpu" or _cuda_failed or "CUDAExecutionProvider" not in ort.get_available_providers():
         return tuple(CPU)
     if wanted == "cuda" or (_cuda_driver_has_device() and _cuda_provider_loads()):
@@ -113,7 +114,7 @@ def _session_options(threads: int | None = None) -> ort.SessionOptions:
 
 def _threads(asked: int | None) -> int | None:
     """A session's CPU threads: the environment's setting, else ``asked``, else None (every core)."""
-    return int(os.getenv("SEGKIT_THREADS") or os.getenv("OMP_NUM_THREADS") or asked or 0) or None
+    return settings.read("SEGKIT_THREADS") or int(os.getenv("OMP_NUM_THREADS") or asked or 0) or None
 
 
 _CORES_IN_USE = threading.Lock()
@@ -134,20 +135,14 @@ class OneRunAtATime(SessionStandIn):
             return self.session.run(*args, **kwargs)
 
 
-CUDNN_SEARCHES = ("HEURISTIC", "EXHAUSTIVE", "DEFAULT")
-
-
 def _with_options(provider: str):
     """CUDA without TF32 unless ``SEGKIT_TF32=1``: TF32 moves masks visibly away from the CPU's.
     cuDNN picks each convolution's algorithm by its heuristics (``SEGKIT_CUDNN_SEARCH``) instead of
     onnxruntime's default of timing every candidate: that search runs again for every new input
     shape, and gathered batches (``batching``) and free-size models bring many shapes."""
     if provider == "CUDAExecutionProvider":
-        search = os.getenv("SEGKIT_CUDNN_SEARCH", "HEURISTIC").strip().upper()
-        if search not in CUDNN_SEARCHES:
-            raise ValueError(f"SEGKIT_CUDNN_SEARCH must be one of {', '.join(CUDNN_SEARCHES)} (got {search!r})")
-        return provider, {"use_tf32": "1" if os.getenv("SEGKIT_TF32") == "1" else "0",
-                          "cudnn_conv_algo_search": search}
+        return provider, {"use_tf32": "1" if settings.read("SEGKIT_TF32") else "0",
+                          "cudnn_conv_algo_search": settings.read("SEGKIT_CUDNN_SEARCH")}
     return provider
 
 
@@ -164,10 +159,9 @@ def build_session(path: Path, spec: ModelSpec, threads: int | None = None,
     given, is the model at ``path`` rewritten in memory. A CPU session on every core comes
     as ``OneRunAtATime``.
     A person's own file that does not load, or takes the wrong input, is their input error."""
-    chosen = list(providers())
-    try:
-        session = ort.InferenceSession(contents or str(path), _session_options(threads),
-                                       providers=provider_settings())
+    chosen, options, with_settings = list(providers()), _session_options(threads), provider_settings()
+    try:  # (the settings read above: a wrong one is named as itself, not as a model that would not load)
+        session = ort.InferenceSession(contents or str(path), options, providers=with_settings)
     except Exception as exc:  # noqa: BLE001 - onnxruntime raises several unrelated types
         reason = str(exc).replace(str(path.parent), "<model cache>")  # no server paths in messages
         if spec.user_file:
@@ -223,13 +217,20 @@ class SessionPool:
     when threads race for the first one; ``created`` counts the builds per model."""
 
     def __init__(self, max_live: int | None = None, memory_mb: float | None = None):
-        self.max_live = max(1, int(max_live or os.getenv("SEGKIT_MAX_SESSIONS", 3)))
-        self.memory_mb = float(memory_mb or os.getenv("SEGKIT_SESSION_MEMORY_MB") or 0) or float("inf")
+        self._max_live, self._memory_mb = max_live, memory_mb  # else the settings, read when used
         self._live: OrderedDict[str, ort.InferenceSession] = OrderedDict()
         self._weight_mb: dict[str, float] = {}
         self._lock = threading.Lock()
         self._building: dict[str, threading.Lock] = {}
         self.created: Counter[str] = Counter()
+
+    @property
+    def max_live(self) -> int:
+        return max(1, int(self._max_live or settings.read("SEGKIT_MAX_SESSIONS")))
+
+    @property
+    def memory_mb(self) -> float:
+        return float(self._memory_mb or settings.read("SEGKIT_SESSION_MEMORY_MB") or 0) or float("inf")
 
     def get(self, spec: ModelSpec, locate: Callable[[ModelSpec], Path]) -> ort.InferenceSession:
         """The live session for ``spec``; ``locate(spec)`` gives its ONNX path on first use."""

@@ -17,13 +17,14 @@ import av
 import numpy as np
 from PIL import Image
 
+from .. import settings
 from ..errors import InvalidInputError
 
-# (environment variable, default, what it limits): the web app reads the same ones.
+# (environment variable, what it limits; defaults in ``segkit.settings``): the web app reads the same ones.
 LIMITS = {
-    "seconds": ("SEGKIT_MAX_VIDEO_SECONDS", 600.0, "long"),
-    "pixels": ("SEGKIT_MAX_VIDEO_PIXELS", 3840 * 2160, "large a frame"),
-    "megabytes": ("SEGKIT_MAX_VIDEO_MB", 2048.0, "large a file"),
+    "seconds": ("SEGKIT_MAX_VIDEO_SECONDS", "long"),
+    "pixels": ("SEGKIT_MAX_VIDEO_PIXELS", "large a frame"),
+    "megabytes": ("SEGKIT_MAX_VIDEO_MB", "large a file"),
 }
 
 
@@ -52,8 +53,7 @@ class VideoInfo:
 
 def limit(name: str) -> float:
     """The current limit on ``seconds``, ``pixels`` or ``megabytes`` (environment first)."""
-    variable, default, _ = LIMITS[name]
-    return float(os.getenv(variable, default))
+    return float(settings.read(LIMITS[name][0]))
 
 
 def check_limits(info: VideoInfo) -> None:
@@ -62,7 +62,7 @@ def check_limits(info: VideoInfo) -> None:
     shown = {"seconds": f"{info.duration:.1f} s", "pixels": f"{info.width}x{info.height}",
              "megabytes": f"{info.megabytes:.1f} MB"}
     for name, value in values.items():
-        variable, _, what = LIMITS[name]
+        variable, what = LIMITS[name]
         if value > limit(name):
             ceiling = f"{limit(name):g} pixels" if name == "pixels" else f"{limit(name):g} {name}"
             raise InvalidInputError(f"{info.label}: video is too {what} ({shown[name]}; the limit is {ceiling}, "
