@@ -206,8 +206,9 @@ def _background(f: Field, value: Any) -> Background:
     if isinstance(value, tuple):
         parse_colour(value)
         return value
-    named = f" {value}" if isinstance(value, os.PathLike) else ""
-    return decode(value, label=f"{f.name} image{named}").image  # a photo's limits, checked before decoding
+    if isinstance(value, os.PathLike) and not os.path.exists(value):  # the caller's own path: say which
+        raise InvalidInputError(f"{f.name} image {value}: file not found", subject=f.name)
+    return decode(value, label=f"{f.name} image").image  # a photo's limits, checked before decoding
 
 
 def _shown(value: Any) -> str:
