@@ -5,8 +5,13 @@ and smoothing. Clips are generated (tests/video_clips.py), a few dozen pixels wi
 from __future__ import annotations
 
 import os
+import signal
+import socket
+import subprocess
+import sys
 import threading
 import zipfile
+from pathlib import Path
 
 import av
 import numpy as np
@@ -250,6 +255,26 @@ def test_a_target_that_cannot_be_written_is_named_before_any_frame(clip, tmp_pat
         segment_video(clip, tmp_path / "pan.webm", cancel=True)
     assert frames == [] and sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "out.webm"]
     assert list((tmp_path / "out.webm").iterdir()) == []
+
+
+def test_a_killed_jobs_partial_file_goes_with_the_next_job_to_that_target(clip, tmp_path):
+    """SIGKILL (the OOM killer, kill -9) gives a job no chance to remove its hidden partial file: a
+    video's can be hundreds of MB. The next job writing the same target removes it, once its process
+    is gone; a live job's file and another host's (a shared disk) stay."""
+    target = tmp_path / "pan.mov"
+    killed = subprocess.run([sys.executable, "-c", f"""
+import os, signal
+from segkit.video import segment_video
+segment_video({str(clip)!r}, {str(target)!r}, progress=lambda done, total: done == 3 and os.kill(os.getpid(), signal.SIGKILL))
+"""], capture_output=True, text=True, timeout=300, cwd=Path(segkit.__file__).parents[1])
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-500:]
+    (left,) = tmp_path.glob(".pan.*.partial.mov")
+    assert left.stat().st_size > 0 and not target.exists()
+    live = tmp_path / f".pan.{socket.gethostname()}-{os.getpid()}-abcdef.partial.mov"
+    elsewhere = tmp_path / ".pan.another-host-1-abcdef.partial.mov"
+    live.write_bytes(b"a live job's"), elsewhere.write_bytes(b"another machine's")
+    segment_video(clip, target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, elsewhere.name, "pan.mov"])
 
 
 @pytest.mark.parametrize("how", ["event", "progress raises"])

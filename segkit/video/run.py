@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import queue
 import threading
-import uuid
 from collections import deque
 from dataclasses import replace
 from concurrent.futures import ThreadPoolExecutor
@@ -35,7 +34,7 @@ from ..pipeline import segment_one
 from .formats import DEFAULT_FORMAT, format_for
 from .reader import check_limits, probe, read_frames, refuse_url
 from .smooth import TemporalSmoother, strength_of
-from .writer import open_writer
+from .writer import open_writer, partial_for
 
 FRAMES_AT_ONCE = 2  # frames segmented side by side, each in its own thread (models.sessions.session_side_by_side)
 QUEUE_FRAMES = 8  # frames waiting between two stages: enough to ride out a slow frame, small in memory
@@ -173,9 +172,9 @@ def segment_video(source: str | os.PathLike, target: str | os.PathLike, *,
     settings = Options.of(**options, background=background)  # bad options fail before any work
     info = probe(source)
     check_limits(info)
-    partial = target.with_name(f".{target.stem}.{uuid.uuid4().hex[:8]}.partial{target.suffix}")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
+        partial = partial_for(target)
         partial.touch(exist_ok=False)  # PyAV opens its file only with the first frame: find out now
     except OSError as exc:  # a file where a folder should be, a read-only folder...
         blocking = next((p for p in target.parents if p.exists()), None)

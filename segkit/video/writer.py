@@ -11,6 +11,10 @@ interleaved with the pictures as they are written, so nothing is held whole.
 
 from __future__ import annotations
 
+import glob
+import os
+import socket
+import uuid
 import zipfile
 from fractions import Fraction
 from pathlib import Path
@@ -167,3 +171,30 @@ class PngSequenceWriter:
 
 def open_writer(path: Path, fmt: str, info: VideoInfo, alpha: bool):
     return (PngSequenceWriter if fmt == "zip" else VideoWriter)(path, fmt, info, alpha)
+
+
+_HOST = socket.gethostname()
+
+
+def partial_for(target: Path) -> Path:
+    """The hidden file a job writes before renaming it to ``target``, named with this host and
+    process. A job killed outright (SIGKILL, the OOM killer) cannot remove it; the next job that
+    writes ``target`` does, once no process of that number runs on this host. Other hosts' files
+    (a shared disk) and live jobs' are left alone."""
+    prefix = f".{target.stem}.{_HOST}-"
+    if os.name == "posix" and target.parent.is_dir():
+        for path in target.parent.glob(glob.escape(prefix) + "*.partial" + glob.escape(target.suffix)):
+            pid = path.name[len(prefix):].split("-", 1)[0]
+            if pid.isdigit() and not _running(int(pid)):
+                path.unlink(missing_ok=True)
+    return target.with_name(f"{prefix}{os.getpid()}-{uuid.uuid4().hex[:6]}.partial{target.suffix}")
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's
+        return True
+    return True
