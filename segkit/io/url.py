@@ -21,7 +21,6 @@ from urllib.parse import quote, urljoin, urlsplit
 from .. import settings
 from ..errors import InvalidInputError
 
-DEFAULT_MAX_MB = 25  # the same as the app's upload limit
 MAX_REDIRECTS = 3
 REDIRECT_STATUSES = (301, 302, 303, 307, 308)
 CHUNK_BYTES = 64 * 1024
