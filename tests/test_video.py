@@ -272,7 +272,8 @@ segment_video({str(clip)!r}, {str(target)!r}, progress=lambda done, total: done 
     assert left.stat().st_size > 0 and not target.exists()
     live = tmp_path / f".pan.{socket.gethostname()}-{os.getpid()}-abcdef.partial.mov"
     elsewhere = tmp_path / ".pan.another-host-1-abcdef.partial.mov"
-    live.write_bytes(b"a live job's"), elsewhere.write_bytes(b"another machine's")
+    live.write_bytes(b"a live job's")
+    elsewhere.write_bytes(b"another machine's")
     segment_video(clip, target)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, elsewhere.name, "pan.mov"])
 
