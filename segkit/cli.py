@@ -17,7 +17,7 @@ from . import options as declared_options, settings
 from . import warmup
 from .batch import preload, process
 from .errors import InvalidInputError, SegkitError
-from .io.decode import IMAGE_SUFFIXES
+from .io.decode import names_a_file
 from .io.encode import distinct_outputs, found_kind, output_name, overwrites_input, save_png
 from .models import catalog
 from .models.lookup import get_model
@@ -103,7 +103,7 @@ def options_from(args: argparse.Namespace) -> dict:
     """The declared options' values from parsed flags; numbers stay text until ``Options`` checks them."""
     values = {name: getattr(args, name) for name in declared_options.names()}
     text = values["background"] or ""
-    if Path(text).is_file() or "/" in text or Path(text).suffix.lower() in IMAGE_SUFFIXES:
+    if Path(text).is_file() or names_a_file(text):
         values["background"] = Path(text)  # a background image (one that isn't there is named as missing)
     return values
 

@@ -9,6 +9,7 @@ from typing import Union
 from PIL import Image, ImageColor, ImageFilter, ImageOps
 
 from ..errors import InvalidInputError
+from .decode import names_a_file
 
 Background = Union[None, str, tuple, Image.Image]
 BLUR_FRACTION = 1 / 40  # blur radius as a share of the long side: reads as "out of focus" at any size
@@ -22,7 +23,7 @@ def parse_colour(value: str | tuple) -> tuple[int, int, int]:
     (r, g, b) tuple; anything else is an ``InvalidInputError`` naming the form expected."""
     problem = (f"background: {value!r} is not a colour; use a name (green), #rrggbb or rgb(r, g, b) "
                "with each part from 0 to 255")
-    if isinstance(value, str) and re.search(r"[/\\]|\.(png|jpe?g|webp|heic|avif|tiff?|bmp|gif)$", value.strip(), re.I):
+    if isinstance(value, str) and names_a_file(value):
         problem += "; text names a colour, never a file: pass the picture itself (a pathlib.Path or an image)"
     if isinstance(value, str) and (css := _CSS_RGB.fullmatch(value.strip())):
         parts = [p.strip() for p in css.group(1).split(",")]

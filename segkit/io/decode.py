@@ -21,7 +21,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .. import settings
 from ..errors import InvalidInputError
-from .url import sniff_kind
+from .url import names_a_url, sniff_kind
 
 ORIENTATION = 0x0112
 # The formats segkit reads, with their file suffixes: folders yield these files, messages name the formats.
@@ -29,6 +29,11 @@ IMAGE_FORMATS = {"PNG": (".png",), "JPEG": (".jpg", ".jpeg", ".jfif"), "WebP": (
                  "AVIF": (".avif",), "TIFF": (".tif", ".tiff"), "BMP": (".bmp",), "GIF": (".gif",)}
 IMAGE_SUFFIXES = {suffix for suffixes in IMAGE_FORMATS.values() for suffix in suffixes}
 READABLE = ", ".join(list(IMAGE_FORMATS)[:-1]) + " or " + list(IMAGE_FORMATS)[-1]
+
+
+def names_a_file(text: str) -> bool:
+    """Whether text given for a colour reads as a picture's path: a folder separator or a photo's suffix."""
+    return "/" in text or "\\" in text or Path(text.strip()).suffix.lower() in IMAGE_SUFFIXES
 
 
 def max_pixels() -> int:
@@ -171,7 +176,7 @@ def decode(obj: Any, index: int = 0, label: str = "") -> Decoded:
         path = Path(obj)
         if not os.fspath(obj):
             raise InvalidInputError(f"{label}: empty file name")
-        if isinstance(obj, str) and obj.split("://")[0].lower() in ("http", "https") and not path.exists():
+        if names_a_url(obj):
             raise InvalidInputError(f"{obj}: a URL, not a file; fetch it with segkit.fetch_url() and pass "
                                     "the bytes it returns")
         if path.is_file() and path.stat().st_size == 0:

@@ -16,6 +16,7 @@ import ipaddress
 import socket
 import ssl
 import time
+from pathlib import Path
 from urllib.parse import quote, urljoin, urlsplit
 
 from .. import settings
@@ -31,6 +32,11 @@ SHARED_ADDRESS_SPACE = ipaddress.ip_network("100.64.0.0/10")
 STILL_IMAGE_BRANDS = (b"heic", b"heix", b"mif1", b"msf1", b"avif", b"avis")
 HOST_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789.-_:%")  # names, IPv4, IPv6, zone
 URL_SAFE = "".join(chr(c) for c in range(0x21, 0x7F))  # printable ASCII stays as written
+
+
+def names_a_url(text) -> bool:
+    """Whether a path given as text is an http(s) URL (and no file of that name is here)."""
+    return isinstance(text, str) and text.split("://")[0].lower() in ("http", "https") and not Path(text).exists()
 
 
 def max_url_bytes() -> int:

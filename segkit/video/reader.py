@@ -19,6 +19,7 @@ from PIL import Image
 
 from .. import settings
 from ..errors import InvalidInputError
+from ..io.url import names_a_url
 
 # (environment variable, what it limits; defaults in ``segkit.settings``): the web app reads the same ones.
 LIMITS = {
@@ -115,7 +116,7 @@ def _decoded(container, stream, label: str) -> Iterator[av.VideoFrame]:
 
 def refuse_url(source: str | os.PathLike) -> None:
     """A URL names no file here (``Path`` would fold its // and call it missing): say what to do."""
-    if isinstance(source, str) and source.split("://")[0].lower() in ("http", "https") and not Path(source).exists():
+    if names_a_url(source):
         raise InvalidInputError(f"{source}: a URL, not a file; fetch it first (segkit.fetch_url(url, accept="
                                 "('video',)), then write the bytes to a file)")
 
