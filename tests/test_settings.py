@@ -50,6 +50,7 @@ def test_the_library_names_a_wrong_setting_where_it_is_read(monkeypatch):
 
 def test_the_app_stops_at_start_with_one_line():
     """The app read SEGKIT_MAX_BATCH as its page was built: a bare int() error and a traceback."""
+    pytest.importorskip("gradio")
     run = subprocess.run([sys.executable, "app.py", "--port", "0"], capture_output=True, text=True, timeout=120,
                          env={**os.environ, "SEGKIT_MAX_BATCH": "x"}, cwd=Path(__file__).resolve().parents[1])
     assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr[-500:]

@@ -37,14 +37,17 @@ log = logging.getLogger("segkit")
 
 def takes(session, spec: ModelSpec, options, image) -> bool:
     """Whether this call's pixel work runs beside the network on its GPU: a lone image, where the
-    graphs below reproduce the model's and the options' steps, once their sessions are ready (until
-    then the host path, which gives the same bytes, so that no call waits for them)."""
+    graphs below reproduce the model's and the options' steps, once their sessions are ready. Until
+    then calls keep the host path, which gives the same bytes, so that no call waits for them; they
+    are built from the second call on, since beside a first call they slowed its network's own setup."""
     if not (suits(spec, options, image) and wanted() and not getattr(session, "gathering", False)):
         return False
     net = network(session)
     output, size = net.get_outputs()[0].shape, spec.preprocess.size
     if (net.get_providers()[0] != "CUDAExecutionProvider" or net.get_inputs()[0].type != "tensor(float)"
             or len(output) != 4 or list(output[2:]) != [size, size]):  # a person's own file may differ
+        return False
+    if _first_call((spec.preprocess, "cuda")):
         return False
     return prepare(spec, "cuda", _Device.of(net, "cuda").providers).is_set()
 
@@ -86,20 +89,21 @@ def cutout(net: ort.InferenceSession, spec: ModelSpec, image, device: str = "cud
     return alpha, rgba
 
 
-def prepare_beside(spec: ModelSpec, providers: list) -> None:
-    """Where a GPU will run the network, build the graphs' sessions while its own session builds
-    (which frees the GIL): a first call then usually finds them ready."""
-    if wanted() and _graphs_fit(spec) and _split(providers)[0][:1] == ["CUDAExecutionProvider"]:
-        prepare(spec, "cuda", providers)
-
-
 def _graphs_fit(spec: ModelSpec) -> bool:
     """Whether the graphs reproduce this model's steps: a square input, one min-max mask."""
     return spec.preprocess.resize == "square" and spec.output == "minmax" and len(spec.mask_labels) == 1
 
 
 _ready: dict[tuple, threading.Event] = {}
+_asked: set[tuple] = set()
 _ready_lock = threading.Lock()
+
+
+def _first_call(key: tuple) -> bool:
+    with _ready_lock:
+        first = key not in _asked and key not in _ready
+        _asked.add(key)
+        return first
 
 
 def prepare(spec: ModelSpec, kind: str, providers: list) -> threading.Event:
@@ -119,7 +123,8 @@ def prepare(spec: ModelSpec, kind: str, providers: list) -> threading.Event:
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises several unrelated types
             log.warning("pixel work stays on the host: its graphs do not run on %s (%s)", kind, str(exc)[:300])
 
-    threading.Thread(target=build, name="segkit-pixel-graphs", daemon=True).start()
+    # not a daemon: one still inside onnxruntime's CUDA setup as the interpreter exits aborts the process
+    threading.Thread(target=build, name="segkit-pixel-graphs").start()
     return ready
 
 

@@ -25,7 +25,6 @@ import onnxruntime as ort
 
 from .. import settings
 from ..errors import InvalidInputError, ModelLoadError
-from . import on_device
 from .batching import BatchingSession, SessionStandIn, batched_session, network_batch
 from .registry import ModelSpec
 from .weights import Progress, model_path, part_path
@@ -198,7 +197,6 @@ def open_model(spec: ModelSpec, path: Path):
 
         decoder = part_path(spec, 0)
         return SamModel(build_session(path, spec), build_session(decoder, spec)), _mb(path) + _mb(decoder)
-    on_device.prepare_beside(spec, provider_settings())
     session = build_session(path, spec)
     on_gpu = "CUDAExecutionProvider" in session.get_providers()
     if (per_run := _per_run(spec, on_gpu)) > 1:  # a second copy of the weights: the free-batch session
