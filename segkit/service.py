@@ -78,20 +78,38 @@ def prune_outputs(base: Path, max_age: float | None = None, max_bytes: int | Non
     max_age = max_age or settings.read("SEGKIT_OUTPUT_TTL")
     max_bytes = max_bytes or settings.read("SEGKIT_OUTPUT_MAX_MB") << 20
     folders = []
-    for folder in base.iterdir() if base.is_dir() else ():
+    for folder in os.scandir(base) if base.is_dir() else ():
         try:
             if folder.is_dir():
-                size = sum(f.stat().st_size for f in folder.iterdir())
-                folders.append((folder.stat().st_mtime, size, folder))
+                folders.append((*_mtime_and_bytes(folder), Path(folder.path)))
         except OSError:
             continue  # removed by another request meanwhile
+    for gone in _summed.keys() - {str(path) for _, _, path in folders}:  # by another process, say
+        _summed.pop(gone, None)
     folders.sort()
     total = sum(size for _, size, _ in folders)
     for mtime, size, folder in folders:
         if mtime >= time.time() - max_age and total <= max_bytes:
             break
         shutil.rmtree(folder, ignore_errors=True)
+        _summed.pop(str(folder), None)
         total -= size
+
+
+# Request folders' sizes, summed once their last file came: every request prunes, and a full store
+# holds a thousand folders or more (bench/prune_bench.py)
+_summed: dict[str, tuple[float, int]] = {}
+SETTLED = 10  # seconds after a folder's last new file: its files are written by then (videos: renamed)
+
+
+def _mtime_and_bytes(folder: os.DirEntry) -> tuple[float, int]:
+    mtime = folder.stat().st_mtime  # a new, removed or renamed file moves it
+    if (known := _summed.get(folder.path)) and known[0] == mtime:
+        return known
+    summed = mtime, sum(entry.stat().st_size for entry in os.scandir(folder.path))
+    if time.time() - mtime > SETTLED:
+        _summed[folder.path] = summed
+    return summed
 
 
 def check_output_root(root: str | os.PathLike | None = None) -> None:

@@ -138,6 +138,31 @@ def test_output_storage_is_bounded_by_age_and_by_size(tmp_path):
     assert sum(f.stat().st_size for f in files if f.is_file()) == 800_000
 
 
+def test_pruning_sums_a_settled_folder_once_and_again_when_a_file_comes(tmp_path, monkeypatch):
+    """Every request prunes, and a full store holds a thousand folders or more: a folder's bytes
+    are summed once its files have settled, and again when a file comes or goes."""
+    import os
+    import shutil
+    import time
+
+    settled = time.time() - 600
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "cutout.png").write_bytes(b"x" * 400_000)
+        os.utime(tmp_path / name, (settled - (name == "a"), settled))
+    service.prune_outputs(tmp_path, max_age=3600, max_bytes=900_000)
+    listed, scandir = [], os.scandir
+    monkeypatch.setattr(os, "scandir", lambda path: listed.append(str(path)) or scandir(path))
+    service.prune_outputs(tmp_path, max_age=3600, max_bytes=900_000)
+    assert listed == [str(tmp_path)]  # the two folders' sizes were known
+    (tmp_path / "b" / "mask.png").write_bytes(b"x" * 200_000)  # 1.0 MB in all now: the oldest goes
+    service.prune_outputs(tmp_path, max_age=3600, max_bytes=900_000)
+    assert [p.name for p in tmp_path.iterdir()] == ["b"] and str(tmp_path / "a") not in service._summed
+    shutil.rmtree(tmp_path / "b")  # another process's pruning
+    service.prune_outputs(tmp_path, max_age=3600, max_bytes=900_000)
+    assert not any(key.startswith(str(tmp_path)) for key in service._summed)
+
+
 def test_results_that_cannot_be_stored_get_a_message_for_the_visitor_and_one_for_the_operator(
         tmp_path, photos, u2netp_path, caplog):
     """A full disk or a results folder that can't be written (here a file stands where it should
