@@ -12,18 +12,17 @@ import os
 import signal
 from pathlib import Path
 
-import gradio as gr
-
 import segkit
 from segkit import options, service, settings
 from segkit.memory import few_malloc_heaps
 from segkit.models import catalog
 
 try:
-    settings.check_all()  # a wrong SEGKIT_* variable stops the app here, named, before the page is built
+    settings.check_all()  # a wrong SEGKIT_* variable stops the app here, named, before Gradio's slow import
 except segkit.SegkitError as exc:
     raise SystemExit(f"error: {exc}") from None
 
+import gradio as gr  # noqa: E402
 from ui import clicks, live, photos, video  # noqa: E402 - the page reads the settings as it is built
 from ui.common import model_status  # noqa: E402
 
