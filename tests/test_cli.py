@@ -184,17 +184,18 @@ def test_a_cutout_that_cannot_be_written_is_reported_and_the_rest_are_written(tm
 def test_a_png_stopped_mid_write_leaves_nothing_under_its_name(tmp_path, monkeypatch):
     """Ctrl-C (or a full disk) while a PNG is written: no cut-off file a person or a rerun would
     take for finished, no temporary file either; an earlier file of that name stays whole."""
+    from segkit.io import encode
     from segkit.io.encode import save_png
 
     target = tmp_path / "cut.png"
     save_png(Image.new("RGBA", (40, 30), (1, 2, 3, 4)), target)
     written = target.read_bytes()
 
-    def stopped(self, fp, *args, **kwargs):
-        fp.write(b"\x89PNG\r\n\x1a\n half")
+    def stopped(image, file):  # FFmpeg's encoder or Pillow's, stopped half-way
+        file.write(b"\x89PNG\r\n\x1a\n half")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(Image.Image, "save", stopped)
+    monkeypatch.setattr(encode, "_write_png", stopped)
     with pytest.raises(KeyboardInterrupt):
         save_png(Image.new("RGBA", (40, 30)), target)
     assert target.read_bytes() == written and [p.name for p in tmp_path.iterdir()] == ["cut.png"]

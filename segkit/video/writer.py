@@ -24,6 +24,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import InvalidInputError
+from ..io.encode import AV_PIXELS, png_bytes, png_encoder
 from .formats import FORMATS, Format
 from .reader import VideoInfo, stored
 
@@ -33,7 +34,6 @@ from .reader import VideoInfo, stored
 # HD, and swscale converts untagged RGB with BT.601, so colours shifted. 1 is BT.709 in all three tables.
 BT709 = 1
 LIMITED_RANGE = av.video.reformatter.ColorRange.MPEG
-AV_PIXELS = {"RGBA": "rgba", "RGB": "rgb24", "L": "gray"}  # Pillow mode -> PyAV's name for its frames
 
 
 class _Sound:
@@ -139,8 +139,7 @@ class VideoWriter:
 class PngSequenceWriter:
     """A zip of upright PNG frames, frame_000001.png on; lossless, without sound.
 
-    FFmpeg's PNG encoder with the Paeth filter at zlib level 1 makes files the size of Pillow's at
-    level 1 in far less CPU a frame (bench/RESULTS.md, Video), which the network needs more."""
+    Written as ``io.encode.save_png`` writes photos (bench/RESULTS.md, Video)."""
 
     def __init__(self, path: Path, fmt: str, info: VideoInfo, alpha: bool):
         self.archive = zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED)  # PNG is compressed already
@@ -152,16 +151,9 @@ class PngSequenceWriter:
             image = image.convert("RGBA" if image.has_transparency_data else "RGB")
         key = (image.mode, image.size)
         if key not in self.encoders:
-            encoder = av.CodecContext.create("png", "w")
-            encoder.width, encoder.height, encoder.pix_fmt = image.width, image.height, AV_PIXELS[image.mode]
-            encoder.time_base = Fraction(1, 25)
-            encoder.options = {"pred": "paeth", "compression_level": "1"}
-            self.encoders[key] = encoder
-        frame = av.VideoFrame.from_ndarray(np.asarray(image), format=AV_PIXELS[image.mode])
+            self.encoders[key] = png_encoder(*key)
         self.count += 1
-        frame.pts = self.count
-        data = b"".join(bytes(packet) for packet in self.encoders[key].encode(frame))
-        self.archive.writestr(f"frame_{self.count:06d}.png", data)
+        self.archive.writestr(f"frame_{self.count:06d}.png", png_bytes(self.encoders[key], image, self.count))
 
     def close(self) -> None:
         self.archive.close()
