@@ -48,6 +48,23 @@ def test_exif_orientation_is_applied(photos):
     assert np.abs(alpha(out) - alpha(upright)).mean() < 3  # same subject, JPEG noise aside
 
 
+def test_cutouts_keep_the_photos_colour_profile(photos, tmp_path):
+    """A phone's photo is in its own colours (Display P3): the cutout's pixels are too, so it carries
+    the photo's profile, over a background as well and into its PNG; a greyscale mask does not."""
+    from PIL import ImageCms
+
+    from segkit.io.encode import save_png
+
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()  # any profile's bytes
+    Image.fromarray(photos["chelsea"]).save(tmp_path / "cat.jpg", icc_profile=profile, quality=90)
+    for background in (None, "#00ff00", "blur"):
+        cut = segkit.segment(tmp_path / "cat.jpg", background=background)
+        save_png(cut, tmp_path / "cat.png")
+        assert Image.open(tmp_path / "cat.png").info.get("icc_profile") == profile, background
+    assert "icc_profile" not in segkit.segment(tmp_path / "cat.jpg", only_mask=True).info
+    assert "icc_profile" not in segkit.segment(photos["chelsea"]).info
+
+
 def test_comfy_tensor_in_tensor_out(photos):
     batch = torch.from_numpy(np.stack([photos["astronaut"], photos["astronaut"][:, ::-1]]).astype(np.float32) / 255)
     out = segkit.segment(batch)

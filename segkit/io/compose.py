@@ -47,10 +47,17 @@ def compose(cutout: Image.Image, original: Image.Image, background: Background, 
 
     ``None`` returns the RGBA cutout. Otherwise the result is RGB: the subject's
     colour (the original photo, or the estimated foreground when ``matted``)
-    blended over the background through the cutout's alpha.
+    blended over the background through the cutout's alpha. Either way it keeps
+    the photo's colour profile: its pixels are in the photo's colours (a phone's
+    Display P3, say), which viewers would otherwise take for sRGB.
     """
-    if background is None:
-        return cutout
+    result = cutout if background is None else _over(cutout, original, background, matted)
+    if profile := original.info.get("icc_profile"):
+        result.info["icc_profile"] = profile
+    return result
+
+
+def _over(cutout: Image.Image, original: Image.Image, background: Background, matted: bool) -> Image.Image:
     size = cutout.size
     if isinstance(background, Image.Image):
         behind = ImageOps.fit(background.convert("RGB"), size, Image.Resampling.LANCZOS)
