@@ -63,6 +63,11 @@ def test_cutouts_keep_the_photos_colour_profile(photos, tmp_path):
         assert Image.open(tmp_path / "cat.png").info.get("icc_profile") == profile, background
     assert "icc_profile" not in segkit.segment(tmp_path / "cat.jpg", only_mask=True).info
     assert "icc_profile" not in segkit.segment(photos["chelsea"]).info
+    # a CMYK or grey photo's profile describes pixels it no longer has once turned into RGB
+    cmyk = profile[:16] + b"CMYK" + profile[20:]
+    Image.fromarray(photos["chelsea"]).convert("CMYK").save(tmp_path / "print.jpg", icc_profile=cmyk)
+    assert Image.open(tmp_path / "print.jpg").info["icc_profile"] == cmyk
+    assert "icc_profile" not in segkit.segment(tmp_path / "print.jpg").info
 
 
 def test_comfy_tensor_in_tensor_out(photos):

@@ -49,10 +49,11 @@ def compose(cutout: Image.Image, original: Image.Image, background: Background, 
     colour (the original photo, or the estimated foreground when ``matted``)
     blended over the background through the cutout's alpha. Either way it keeps
     the photo's colour profile: its pixels are in the photo's colours (a phone's
-    Display P3, say), which viewers would otherwise take for sRGB.
+    Display P3, say), which viewers would otherwise take for sRGB. Only an RGB
+    profile: a CMYK or grey photo's was left behind when it was turned into RGB.
     """
     result = cutout if background is None else _over(cutout, original, background, matted)
-    if profile := original.info.get("icc_profile"):
+    if (profile := original.info.get("icc_profile")) and profile[16:20] == b"RGB ":  # its colour space
         result.info["icc_profile"] = profile
     return result
 
