@@ -25,10 +25,9 @@ def temp_folder_of_this_run(tmp_path_factory):
 @pytest.fixture(scope="session", autouse=True)
 def one_tls_context_for_the_test_clients():
     """gradio_client opens a fresh httpx client for each upload, request and download, and each
-    loads every CA certificate into a new TLS context, loopback or not: 0.17 s of CPU a request on
-    two cores, taken from the server under test (a visitor's client runs elsewhere). With one
-    context for them all, a request to the app took 0.48 s instead of 0.64 s and the client's own
-    CPU fell to 0.016 s."""
+    loads every CA certificate into a new TLS context, loopback or not: CPU taken from the server
+    under test on the same cores, where a visitor's client runs elsewhere (bench/RESULTS.md, CI's
+    clients). One context serves them all."""
     try:
         from httpx import _config
         from httpx._transports import default

@@ -185,8 +185,8 @@ def test_on_a_gpu_the_pipeline_gives_the_same_cutout_either_way(photos, monkeypa
 
 @pytest.mark.skipif(segkit.device() != "CUDA", reason="needs a GPU that onnxruntime's CUDA provider runs on")
 def test_a_first_call_has_nothing_beside_it_and_the_second_builds_the_graphs():
-    """In a fresh process: the first call's network sets up cuDNN alone (the graphs built beside it cost
-    it 0.3 s on an H100); the second call starts them; the process then exits cleanly."""
+    """In a fresh process: the first call's network sets up cuDNN alone (the graphs built beside it
+    slowed it, bench/RESULTS.md); the second call starts them; the process then exits cleanly."""
     code = ("import numpy, segkit; from segkit.models import on_device\n"
             "image = numpy.zeros((64, 48, 3), numpy.uint8)\n"
             "for _ in range(2):\n"
