@@ -81,10 +81,10 @@ def prune_outputs(base: Path, max_age: float | None = None, max_bytes: int | Non
     for folder in os.scandir(base) if base.is_dir() else ():
         try:
             if folder.is_dir():
-                folders.append((*_mtime_and_bytes(folder), Path(folder.path)))
+                folders.append((*_mtime_and_bytes(folder), folder.path))
         except OSError:
             continue  # removed by another request meanwhile
-    for gone in _summed.keys() - {str(path) for _, _, path in folders}:  # by another process, say
+    for gone in _summed.keys() - {path for _, _, path in folders}:  # by another process, say
         _summed.pop(gone, None)
     folders.sort()
     total = sum(size for _, size, _ in folders)
@@ -92,7 +92,7 @@ def prune_outputs(base: Path, max_age: float | None = None, max_bytes: int | Non
         if mtime >= time.time() - max_age and total <= max_bytes:
             break
         shutil.rmtree(folder, ignore_errors=True)
-        _summed.pop(str(folder), None)
+        _summed.pop(folder, None)
         total -= size
 
 
