@@ -17,16 +17,49 @@ from segkit import options, service, settings
 from segkit.memory import few_malloc_heaps
 from segkit.models import catalog
 
+DEFAULT_MODEL = options.defaults()["model"]
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    """The command line, checked before Gradio's slow import: a mistyped model, a results folder that
+    can't be written or a missing MCP extra stops the app within a second, named."""
+    parser = argparse.ArgumentParser(description="segkit web app")
+    parser.add_argument("--host", default=os.getenv("GRADIO_SERVER_NAME", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.getenv("GRADIO_SERVER_PORT", 7860)))
+    parser.add_argument("--share", action="store_true", help="also open a public *.gradio.live link")
+    parser.add_argument("--preload", action="append", default=[], metavar="MODEL",
+                        help="fetch and load a model before serving (repeatable; default $SEGKIT_PRELOAD or u2netp)")
+    parser.add_argument("--mcp", action="store_true", help="also serve the endpoints as MCP tools (gradio[mcp])")
+    args = parser.parse_args(argv)
+    try:
+        service.check_output_root()
+    except segkit.SegkitError as exc:
+        parser.error(str(exc))
+    if args.mcp:
+        try:
+            import mcp  # noqa: F401 - what Gradio's MCP server runs on
+        except ImportError:
+            parser.error('--mcp needs Gradio\'s mcp extra: pip install "gradio[mcp]==6.31.0"')
+    args.preload = [n.strip() for n in args.preload or os.getenv("SEGKIT_PRELOAD", DEFAULT_MODEL).split(",")
+                    if n.strip()]
+    for name in args.preload:
+        try:
+            segkit.get_model(name)
+        except segkit.UnknownModelError as exc:
+            parser.error(str(exc))
+    return args
+
+
 try:
     settings.check_all()  # a wrong SEGKIT_* variable stops the app here, named, before Gradio's slow import
 except segkit.SegkitError as exc:
     raise SystemExit(f"error: {exc}") from None
+ARGS = parse_args() if __name__ == "__main__" else None
 
 import gradio as gr  # noqa: E402
 from ui import clicks, live, photos, video  # noqa: E402 - the page reads the settings as it is built
 from ui.common import model_status  # noqa: E402
 
-DEFAULT_MODEL = options.defaults()["model"]
 # onnxruntime already uses every core for one image on CPU; a GPU leaves the CPU free for decoding
 QUEUE_CONCURRENCY = settings.read("SEGKIT_CONCURRENCY") or (2 if segkit.device() == "CUDA" else 1)
 # Gradio's own ceiling for one upload; segkit turns files over SEGKIT_MAX_FILE_MB into warnings below it
@@ -76,34 +109,11 @@ def close_server(signum, _frame) -> None:
     demo.close()
 
 
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description="segkit web app")
-    parser.add_argument("--host", default=os.getenv("GRADIO_SERVER_NAME", "127.0.0.1"))
-    parser.add_argument("--port", type=int, default=int(os.getenv("GRADIO_SERVER_PORT", 7860)))
-    parser.add_argument("--share", action="store_true", help="also open a public *.gradio.live link")
-    parser.add_argument("--preload", action="append", default=[], metavar="MODEL",
-                        help="fetch and load a model before serving (repeatable; default $SEGKIT_PRELOAD or u2netp)")
-    parser.add_argument("--mcp", action="store_true", help="also serve the endpoints as MCP tools (gradio[mcp])")
-    args = parser.parse_args(argv)
-    try:
-        service.check_output_root()
-    except segkit.SegkitError as exc:
-        parser.error(str(exc))
+def main(args: argparse.Namespace) -> None:
     few_malloc_heaps()  # before the model sessions start their threads
-    if args.mcp:
-        try:
-            import mcp  # noqa: F401 - what Gradio's MCP server runs on
-        except ImportError:
-            parser.error('--mcp needs Gradio\'s mcp extra: pip install "gradio[mcp]==6.31.0"')
-    names = [n.strip() for n in args.preload or os.getenv("SEGKIT_PRELOAD", DEFAULT_MODEL).split(",") if n.strip()]
-    for name in names:
-        try:
-            segkit.get_model(name)
-        except segkit.UnknownModelError as exc:
-            parser.error(str(exc))
     segkit.warm_up(background=True)  # numba kernels (matting's too) load or compile while the app starts
     segkit.check_model_sources()  # the model list marks what can't be fetched from here
-    for name in names:
+    for name in args.preload:
         try:
             segkit.preload(name)
         except segkit.SegkitError as exc:  # serve anyway: the page shows the same error on use
@@ -118,4 +128,4 @@ def main(argv=None) -> None:
 if __name__ == "__main__":
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("segkit").setLevel(logging.INFO)
-    main()
+    main(ARGS)

@@ -1,5 +1,6 @@
 """The real app on a localhost port, driven by gradio_client as a program would."""
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -136,16 +137,36 @@ def test_corpus_through_the_app(client, name, tmp_path):
     assert str(tmp_path) not in message
 
 
-def test_unknown_preload_model_stops_with_the_valid_names():
-    done = subprocess.run([sys.executable, str(REPO / "app.py"), "--preload", "u3net"], cwd=REPO,
-                          capture_output=True, text=True, timeout=120)
+def start_that_stops(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """``python app.py ARGS``, expected to stop before it serves; ``-X importtime`` lists what it imported."""
+    return subprocess.run([sys.executable, "-X", "importtime", str(REPO / "app.py"), *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=120, env={**os.environ, **(env or {})})
+
+
+def imported_gradio(done: subprocess.CompletedProcess) -> bool:
+    return any(line.startswith("import time:") and line.rsplit("|", 1)[-1].strip() == "gradio"
+               for line in done.stderr.splitlines())
+
+
+def test_unknown_preload_model_stops_with_the_valid_names_before_gradio_loads(tmp_path):
+    done = start_that_stops("--preload", "u3net")
     assert done.returncode == 2 and "unknown model 'u3net'; choose one of: u2net, u2netp" in done.stderr
+    assert not imported_gradio(done)  # a typo is told in a second, not after Gradio's import
+    (tmp_path / "gradio").mkdir()  # the check itself sees an import of a (stand-in) gradio
+    (tmp_path / "gradio" / "__init__.py").write_text("")
+    assert imported_gradio(subprocess.run([sys.executable, "-X", "importtime", "-c", "import gradio"], text=True,
+                                          capture_output=True, env={**os.environ, "PYTHONPATH": str(tmp_path)}))
 
 
 def test_a_results_folder_that_cannot_be_written_stops_the_app_before_it_serves(tmp_path):
     (tmp_path / "file").write_bytes(b"")
-    done = subprocess.run([sys.executable, str(REPO / "app.py")], cwd=REPO, capture_output=True, text=True,
-                          timeout=120, env={**os.environ, "SEGKIT_OUTPUT_DIR": str(tmp_path / "file" / "results")})
-    assert done.returncode == 2 and "Traceback" not in done.stderr
+    done = start_that_stops(env={"SEGKIT_OUTPUT_DIR": str(tmp_path / "file" / "results")})
+    assert done.returncode == 2 and "Traceback" not in done.stderr and not imported_gradio(done)
     assert (f"the results folder {tmp_path / 'file' / 'results'} (SEGKIT_OUTPUT_DIR) can't be written: "
             "Not a directory") in done.stderr
+
+
+@pytest.mark.skipif(importlib.util.find_spec("mcp") is not None, reason="Gradio's mcp extra is installed here")
+def test_mcp_without_its_extra_says_how_to_install_it_before_gradio_loads():
+    done = start_that_stops("--mcp")
+    assert done.returncode == 2 and 'pip install "gradio[mcp]==6.31.0"' in done.stderr and not imported_gradio(done)
