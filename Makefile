@@ -4,9 +4,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 
 .PHONY: setup app test bench
-$(VENV)/.installed: requirements.txt requirements-test.txt requirements-ray.txt
+# segkit itself goes in editable (pyproject.toml): `.venv/bin/segkit` and `import segkit` work from any folder.
+$(VENV)/.installed: requirements.txt requirements-test.txt requirements-ray.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-test.txt -r requirements-ray.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --editable .
 	touch $@
 
 # The default model and the compiled kernels, again only when the packages or segkit's code changed: a

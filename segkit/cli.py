@@ -1,4 +1,4 @@
-"""Command line: ``python -m segkit remove|download|models|warm-up``.
+"""Command line: ``segkit remove|download|models|warm-up`` (or ``python -m segkit ...``).
 
 ``remove`` takes files and folders, writes PNG cutouts, shows a progress bar and
 keeps going past bad files: each gets a one-line reason and the exit code is 1.
@@ -246,7 +246,8 @@ def _models(_: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m segkit", description="Cut subjects out of images.")
+    command = "segkit" if Path(sys.argv[0]).name == "segkit" else "python -m segkit"  # as the user typed it
+    parser = argparse.ArgumentParser(prog=command, description="Cut subjects out of images.")
     commands = parser.add_subparsers(dest="command", required=True)
     remove = commands.add_parser("remove", help="write PNG cutouts of images")
     remove.add_argument("inputs", nargs="+", help="image or video files, or folders of them")

@@ -1,4 +1,4 @@
-"""python -m segkit: folders in, PNGs out, bad files reported while the rest finish."""
+"""The segkit command (python -m segkit): folders in, PNGs out, bad files reported while the rest finish."""
 
 import os
 import re
@@ -111,6 +111,24 @@ def test_models_and_download_commands(u2netp_path):
     assert run.returncode == 0 and "u2netp" in run.stdout and "cached" in run.stdout
     run = run_cli("download", "u2netp")
     assert run.returncode == 0 and str(u2netp_path) in run.stdout
+
+
+def test_the_installed_command_runs_from_any_folder(tmp_path, photos, u2netp_path):
+    """`make setup` installs segkit in editable mode (pyproject.toml): `segkit` and `python -m segkit`
+    work outside the repository, where `python -m segkit` used to say "No module named segkit"."""
+    (tmp_path / "cat.png").write_bytes(png_bytes(photos["chelsea"]))
+    command = os.path.join(os.path.dirname(sys.executable), "segkit")
+    assert os.path.exists(command), "segkit is not installed in this environment: run `make setup`"
+    env = {**os.environ, "PYTHONPATH": ""}  # nothing but the installation finds the package
+    run = subprocess.run([command, "remove", "cat.png", "-o", "cut.png", "-q"], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-500:]
+    assert Image.open(tmp_path / "cut.png").mode == "RGBA"
+    usage = subprocess.run([command, "--help"], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert usage.stdout.startswith("usage: segkit ")  # as the user typed it
+    run = subprocess.run([sys.executable, "-m", "segkit", "models"], cwd=tmp_path, env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert run.returncode == 0 and "u2netp" in run.stdout
 
 
 def test_bad_option_values_are_named_before_any_image_is_read(tmp_path, capsys):
