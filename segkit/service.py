@@ -68,7 +68,9 @@ def public_message(exc: BaseException) -> str:
 
 
 def output_root(root: str | os.PathLike | None = None) -> Path:
-    return Path(root or os.getenv("SEGKIT_OUTPUT_DIR") or Path(tempfile.gettempdir()) / "segkit")
+    # not ".../segkit": a package-less folder of that name would be taken for segkit by ``import segkit``
+    # run in the temp folder (an editable install looks there last)
+    return Path(root or os.getenv("SEGKIT_OUTPUT_DIR") or Path(tempfile.gettempdir()) / "segkit-results")
 
 
 def prune_outputs(base: Path, max_age: float | None = None, max_bytes: int | None = None) -> None:
