@@ -68,8 +68,8 @@ def public_message(exc: BaseException) -> str:
 
 
 def output_root(root: str | os.PathLike | None = None) -> Path:
-    # not ".../segkit": a package-less folder of that name would be taken for segkit by ``import segkit``
-    # run in the temp folder (an editable install looks there last)
+    # not ".../segkit": run in the temp folder, ``import segkit`` would take a package-less folder of that
+    # name for segkit, ahead of the editable install's finder (make setup's)
     return Path(root or os.getenv("SEGKIT_OUTPUT_DIR") or Path(tempfile.gettempdir()) / "segkit-results")
 
 
