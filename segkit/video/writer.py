@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import InvalidInputError
-from ..io.encode import AV_PIXELS, png_bytes, png_encoder
+from ..io.encode import PNG_COLOUR_TYPES, png_bytes
 from .formats import FORMATS, Format
 from .reader import VideoInfo, stored
 
@@ -34,6 +34,7 @@ from .reader import VideoInfo, stored
 # HD, and swscale converts untagged RGB with BT.601, so colours shifted. 1 is BT.709 in all three tables.
 BT709 = 1
 LIMITED_RANGE = av.video.reformatter.ColorRange.MPEG
+AV_PIXELS = {"RGBA": "rgba", "RGB": "rgb24", "L": "gray"}  # Pillow mode -> PyAV's name for its frames
 
 
 class _Sound:
@@ -143,17 +144,13 @@ class PngSequenceWriter:
 
     def __init__(self, path: Path, fmt: str, info: VideoInfo, alpha: bool):
         self.archive = zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED)  # PNG is compressed already
-        self.encoders: dict[tuple, av.CodecContext] = {}
         self.count = 0
 
     def write(self, pts: int, image: Image.Image) -> None:
-        if image.mode not in AV_PIXELS:
+        if image.mode not in PNG_COLOUR_TYPES:
             image = image.convert("RGBA" if image.has_transparency_data else "RGB")
-        key = (image.mode, image.size)
-        if key not in self.encoders:
-            self.encoders[key] = png_encoder(*key)
         self.count += 1
-        self.archive.writestr(f"frame_{self.count:06d}.png", png_bytes(self.encoders[key], image, self.count))
+        self.archive.writestr(f"frame_{self.count:06d}.png", png_bytes(image))
 
     def close(self) -> None:
         self.archive.close()
