@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 from . import settings
 from .batch import ProgressFn, process
 from .errors import InvalidInputError, ModelNotAvailableError, SegkitError
-from .io.encode import save_png, unique_names, write_zip
+from .io.encode import save_png, save_preview, unique_names, write_zip
 from .io.url import fetch_url
 from .models import catalog
 from .options import OptionValues
@@ -221,11 +221,10 @@ def serve_batch(inputs: list[Any], *, progress: ProgressFn = None, root: str | o
 
 def _save(result, stem: str, folder: Path) -> ServedImage:
     """One finished image's files (original, cutout, mask, per-class masks) and its caption."""
-    paths = {kind: str(folder / f"{stem}{suffix}.png")
-             for kind, suffix in (("original", "-original"), ("cutout", ""), ("mask", "-mask"))}
+    paths = {kind: str(folder / f"{stem}{suffix}.png") for kind, suffix in (("cutout", ""), ("mask", "-mask"))}
     class_masks = []
     with storing():
-        save_png(result.image, paths["original"])
+        paths["original"] = save_preview(result.image, folder / f"{stem}-original")
         save_png(result.cutout, paths["cutout"])
         save_png(result.mask, paths["mask"])
         if len(result.masks) > 1:

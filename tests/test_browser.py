@@ -108,7 +108,7 @@ def test_upload_photo_and_see_cutout(page, cat, server):
 
 def test_an_iphone_photo_comes_back_upright_with_its_before_picture(page, tmp_path, photos):
     """iPhones save HEIC, which the browser cannot show: it is taken, cut out upright (stored
-    turned, as phones store portraits) and the before/after shows the photo as a PNG."""
+    turned, as phones store portraits) and the before/after shows the photo as a JPEG."""
     import corpus
     from playwright.sync_api import expect
 
@@ -119,7 +119,7 @@ def test_an_iphone_photo_comes_back_upright_with_its_before_picture(page, tmp_pa
     page.wait_for_function("() => document.querySelectorAll('.file-preview .filename').length == 1", timeout=30_000)
     press_and_wait(page)
     expect(page.get_by_text("IMG_0042.png · 300×400").first).to_be_visible(timeout=10_000)
-    before = page.locator("img[src$='IMG_0042-original.png']").first
+    before = page.locator("img[src$='IMG_0042-original.jpg']").first
     expect(before).to_be_visible(timeout=10_000)
     assert page.evaluate("(img) => img.naturalWidth", before.element_handle()) == 300
     shot(page, "browser-heic.png")
