@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 
 .PHONY: setup app test bench
 # segkit itself goes in editable (pyproject.toml): `.venv/bin/segkit` and `import segkit` work from any folder.
-$(VENV)/.installed: requirements.txt requirements-test.txt requirements-ray.txt pyproject.toml
+$(VENV)/.installed: requirements.txt requirements-library.txt requirements-modnet.txt requirements-test.txt requirements-ray.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-test.txt -r requirements-ray.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --editable .

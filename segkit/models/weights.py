@@ -211,8 +211,11 @@ def _fetch_file(spec: ModelSpec, weights: WeightFile, progress: Progress) -> Pat
 
 
 def _modnet_to_onnx(checkpoint: Path, target: Path) -> None:
-    from .modnet.convert import checkpoint_to_onnx  # torch is only needed for this step
-
+    try:
+        from .modnet.convert import checkpoint_to_onnx  # torch is only needed for this step
+    except ImportError as exc:  # a library install without the [modnet] extra
+        raise ModelNotAvailableError(target.stem, f"converting MODNet's checkpoint to ONNX needs torch ({exc})",
+                                     hint='pip install "segkit[modnet]", or any recent torch') from exc
     checkpoint_to_onnx(checkpoint, target)
 
 

@@ -168,7 +168,7 @@ def cut_out_on_ray(ray, source_fs, pairs, output, *, address, workers, gpus_per_
                    **writer_args) -> list[tuple[str, str]]:
     """Runs the actors over ``pairs``; returns (input, reason) for each file that failed."""
     started_here = not ray.is_initialized()
-    if started_here:  # a remote cluster gets this package with the job; its nodes need requirements.txt
+    if started_here:  # a remote cluster gets this package with the job; its nodes need requirements-library.txt
         package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # segkit/
         ray.init(address=address, include_dashboard=False, logging_level=logging.INFO if progress else logging.WARNING,
                  runtime_env={"py_modules": [package]} if address else None)
