@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any, Iterator, Optional, Unpack
 from urllib.parse import urlsplit
 
+from PIL import Image
+
 from . import settings
 from .batch import ProgressFn, process
 from .errors import InvalidInputError, ModelNotAvailableError, SegkitError
@@ -38,6 +40,11 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+# A results gallery shows cutouts about 150 pixels high: 480 is sharp on a 2x screen, even for a wide photo,
+# and a browser fetches a few hundred KB per photo instead of the full cutout's megabytes.
+PREVIEW_SIDE = 480
+
+
 @dataclass
 class ServedImage:
     """One finished image: files on disk and the caption a person sees."""
@@ -46,6 +53,7 @@ class ServedImage:
     original: str
     cutout: str
     mask: str
+    preview: str  # the cutout at most PREVIEW_SIDE pixels long (the cutout itself when it is that small)
     caption: str
     class_masks: list[tuple[str, str]] = field(default_factory=list)  # (file, label), multi-class models
 
@@ -226,6 +234,12 @@ def _save(result, stem: str, folder: Path) -> ServedImage:
     with storing():
         paths["original"] = save_preview(result.image, folder / f"{stem}-original")
         save_png(result.cutout, paths["cutout"])
+        paths["preview"] = paths["cutout"]
+        if max(result.cutout.size) > PREVIEW_SIDE:
+            preview = result.cutout.copy()
+            preview.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE), Image.Resampling.LANCZOS, reducing_gap=3.0)
+            paths["preview"] = str(folder / f"{stem}-preview.png")
+            save_png(preview, paths["preview"])
         save_png(result.mask, paths["mask"])
         if len(result.masks) > 1:
             for label, mask in result.masks.items():
@@ -233,7 +247,8 @@ def _save(result, stem: str, folder: Path) -> ServedImage:
                 save_png(mask, path)
                 class_masks.append((path, label))
     caption = f"{stem}.png · {result.cutout.width}×{result.cutout.height}"
-    return ServedImage(result.label, paths["original"], paths["cutout"], paths["mask"], caption, class_masks)
+    return ServedImage(result.label, paths["original"], paths["cutout"], paths["mask"], paths["preview"], caption,
+                       class_masks)
 
 
 def clicks_to_prompt(points: list, box: Optional[tuple] = None) -> Optional[list[dict]]:

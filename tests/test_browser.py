@@ -125,6 +125,33 @@ def test_an_iphone_photo_comes_back_upright_with_its_before_picture(page, tmp_pa
     shot(page, "browser-heic.png")
 
 
+def test_the_gallery_fetches_previews_and_the_full_cutout_once(page, tmp_path, photos):
+    """A Space's visitor waited for every full cutout of a batch (megabytes each) to see the gallery: it
+    now shows previews, and the full cutout is fetched once, by the before/after, whose download
+    button gives it."""
+    from playwright.sync_api import expect
+
+    big = tmp_path / "crew.jpg"
+    Image.fromarray(photos["astronaut"]).resize((1200, 900)).save(big, quality=90)
+    fetched = []
+    page.on("response", lambda response: fetched.append(response.url))
+    upload(page, big)
+    page.wait_for_function("() => document.querySelectorAll('.file-preview .filename').length == 1", timeout=30_000)
+    press_and_wait(page)
+    thumb = page.locator("#results .gallery-item img").first
+    expect(thumb).to_be_visible(timeout=10_000)
+    assert thumb.get_attribute("src").endswith("/crew-preview.png")
+    expect(page.get_by_text("crew.png · 1200×900").first).to_be_visible(timeout=10_000)
+    after = page.locator("#results img[src$='/crew.png']")
+    expect(after.first).to_be_visible(timeout=10_000)
+    assert after.count() == 1  # the slider's; the programs' full-size gallery is not in the page
+    download = page.locator("#results a[download][href$='/crew.png']")
+    assert download.count() == 1, "the before/after's download button gives the full cutout"
+    page.wait_for_timeout(1000)
+    assert sum(url.endswith("/crew.png") for url in fetched) == 1, [u for u in fetched if "crew" in u]
+    shot(page, "browser-previews.png")
+
+
 def file_names(page) -> list[str]:
     """The names in the photo list (Gradio breaks a name into stem and suffix)."""
     return [name.replace("\n", "") for name in page.locator(".file-preview .filename").all_inner_texts()]

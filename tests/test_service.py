@@ -98,6 +98,22 @@ def test_the_before_picture_is_a_jpeg_with_the_photos_profile_unless_it_has_alph
     assert not list((tmp_path / "out").rglob(".*.part"))
 
 
+def test_a_large_cutout_gets_a_small_preview_for_the_gallery(tmp_path, photos, u2netp_path):
+    """The app's gallery shows previews at most PREVIEW_SIDE long, not cutouts of many megabytes each:
+    the cutout shrunk as Pillow's resize does it (colours weighted by alpha); a cutout that small is its
+    own preview."""
+    big = Image.fromarray(photos["astronaut"]).resize((1200, 900))
+    large, small = service.serve_batch([big, photos["chelsea"]], root=tmp_path).images
+    preview = Image.open(large.preview)
+    assert large.preview.endswith("-preview.png") and preview.mode == "RGBA"
+    assert preview.size == (service.PREVIEW_SIDE, service.PREVIEW_SIDE * 3 // 4)
+    cutout = Image.open(large.cutout)
+    assert cutout.size == (1200, 900)
+    shrunk = np.asarray(cutout.resize(preview.size, Image.Resampling.LANCZOS), np.int16)
+    assert np.abs(np.asarray(preview, np.int16) - shrunk).mean(axis=(0, 1)).max() < 2
+    assert small.preview == small.cutout
+
+
 def test_garment_model_serves_three_labelled_masks(cache, tmp_path):  # noqa: F811 - the fixture
     onnx.save(cloth_model(get_model("u2net_cloth_seg").preprocess.size), cache / "u2net_cloth_seg.onnx")
     batch = service.serve_batch([np.full((300, 300, 3), 128, np.uint8)], model="u2net_cloth_seg", root=tmp_path)

@@ -122,13 +122,13 @@ def check_files(files):
 
 def start_run():
     """The button shows it is busy, and the last batch's results go: an error then stands alone."""
-    return gr.update(value="Working…", interactive=False), None, None, None, ""
+    return gr.update(value="Working…", interactive=False), None, None, None, None, [], ""
 
 
 def after_run(model, images):
-    """Show what the run made available (zip, class masks), refresh the model's marks, free the button.
-    Kept out of the batch endpoint so programs get plain values, not UI updates."""
-    return (*model_status(model), gr.update(visible=bool(images)),
+    """Show what the run made available (previews, zip, class masks), refresh the model's marks, free the
+    button. Kept out of the batch endpoint so programs get plain values, not UI updates."""
+    return (*model_status(model), [(image.preview, image.caption) for image in images], gr.update(visible=bool(images)),
             gr.update(visible=bool(images and images[0].class_masks)), gr.update(value=RUN, interactive=True))
 
 
@@ -154,8 +154,11 @@ def build(status: gr.Markdown) -> gr.Dropdown:
         with gr.Column(scale=3, min_width=320, elem_id="results"):
             notes = gr.Markdown(elem_id="notes")
             slider = gr.ImageSlider(label="Before / after", type="filepath", elem_classes="checker", height=560)
-            gallery = gr.Gallery(label="Cutouts (click one to compare)", format="png", columns=6, height=150,
-                                 fit_columns=False, object_fit="contain", allow_preview=False, buttons=["download"], elem_classes="checker")
+            # the gallery shows previews; the before/after's download button and the zip give the cutouts
+            previews = gr.Gallery(label="Cutouts (click one to compare)", format="png", columns=6, height=150,
+                                  fit_columns=False, object_fit="contain", allow_preview=False, buttons=[],
+                                  elem_classes="checker")
+            gallery = gr.Gallery(format="png", visible=False)  # the full cutouts, for programs (not in the page)
             zip_button = gr.DownloadButton("Download all (zip)", visible=False)
             with gr.Accordion("Mask", open=False):
                 mask = gr.Image(label="Mask", type="filepath", format="png")
@@ -169,17 +172,18 @@ def build(status: gr.Markdown) -> gr.Dropdown:
                    api_visibility="private")
     files.change(check_files, files, notes, api_visibility="private")
     model.change(catalog.status_line, model, status, api_visibility="private")
-    busy = run.click(start_run, None, [run, gallery, slider, mask, notes], queue=False, api_visibility="private")
+    busy = run.click(start_run, None, [run, previews, gallery, slider, mask, images, notes], queue=False,
+                     api_visibility="private")
     done = busy.then(remove_background_batch, [files], [gallery, images, zip_button, slider, mask, classes, notes],
                      inputs_kwargs={**seed_first(controls, {"background": background, "colour": colour,
                                                             "background_image": background_image, "url": url})},
                      api_name="remove_background_batch", show_progress_on=[slider])
     # success or not, the button comes back and the model's marks are refreshed (Gradio skips a
     # plain .then() after an error)
-    done.success(after_run, [model, images], [model, status, zip_button, classes, run], api_visibility="private",
-                 ).then(None, js=scroll_into_view("results"))
-    done.failure(after_run, [model, images], [model, status, zip_button, classes, run], api_visibility="private")
-    gallery.select(on_select, images, [slider, mask, classes], api_visibility="private")
+    shown = [model, status, previews, zip_button, classes, run]
+    done.success(after_run, [model, images], shown, api_visibility="private").then(None, js=scroll_into_view("results"))
+    done.failure(after_run, [model, images], shown, api_visibility="private")
+    previews.select(on_select, images, [slider, mask, classes], api_visibility="private")
     with gr.Column(visible=False):  # the single-image endpoint for programs, on validated components
         api_image = UploadedFile(label="image", type="filepath", file_types=PHOTO_FILES)
         api_image.example_inputs = lambda: handle_file(SAMPLE_PHOTO)  # the API page's sample: a photo
