@@ -128,7 +128,8 @@ def start_run():
 def after_run(model, images):
     """Show what the run made available (previews, zip, class masks), refresh the model's marks, free the
     button. Kept out of the batch endpoint so programs get plain values, not UI updates."""
-    return (*model_status(model), [(image.preview, image.caption) for image in images], gr.update(visible=bool(images)),
+    previews = [(image.preview, image.caption) for image in images]
+    return (*model_status(model), previews, gr.update(visible=bool(images)),
             gr.update(visible=bool(images and images[0].class_masks)), gr.update(value=RUN, interactive=True))
 
 

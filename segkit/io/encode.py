@@ -3,8 +3,8 @@
 PNGs are written here rather than by Pillow or FFmpeg: every row with the "Up" filter (minus the row
 above, one numpy subtraction) and deflated by ISA-L at level 1 (``isal``), which encodes several times
 faster than zlib at level 1 for files of about the same size (bench/RESULTS.md, PNG encoding). Encoding
-must not dominate a request, nor a zip of video frames. Pillow writes the modes PNG has no 8-bit colour
-type for, and images with a transparent colour; a photo's colour profile goes into the file either way.
+must not dominate a request, nor a zip of video frames. Pillow writes the other modes (palette, 16-bit)
+and images with a transparent colour; a photo's colour profile goes into the file either way.
 """
 
 from __future__ import annotations
