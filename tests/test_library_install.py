@@ -3,6 +3,7 @@ rembg. These run the library and its command in a process where the packages it 
 imported, so a library user, a Ray worker or ComfyUI (whose own torch stays as it is) gets a working segkit."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -28,8 +29,6 @@ sys.meta_path.insert(0, NotInstalled())
 
 
 def run_without_the_app(code: str, folder: Path, **env) -> subprocess.CompletedProcess:
-    import os
-
     return subprocess.run([sys.executable, "-c", PREAMBLE + code], cwd=folder, capture_output=True, text=True,
                           timeout=600, env={**os.environ, "PYTHONPATH": str(ROOT), **env})
 
