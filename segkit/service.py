@@ -21,7 +21,7 @@ from PIL import Image
 from . import settings
 from .batch import ProgressFn, process
 from .errors import InvalidInputError, ModelNotAvailableError, SegkitError
-from .io.encode import save_png, save_preview, unique_names, write_zip
+from .io.encode import save_for_browser, save_png, unique_names, write_zip
 from .io.url import fetch_url
 from .models import catalog
 from .options import OptionValues
@@ -228,27 +228,26 @@ def serve_batch(inputs: list[Any], *, progress: ProgressFn = None, root: str | o
 
 
 def _save(result, stem: str, folder: Path) -> ServedImage:
-    """One finished image's files (original, cutout, mask, per-class masks) and its caption."""
-    paths = {kind: str(folder / f"{stem}{suffix}.png") for kind, suffix in (("cutout", ""), ("mask", "-mask"))}
+    """One finished image's files (original, cutout, its preview, mask, per-class masks) and its caption."""
+    cutout, preview, mask = (str(folder / f"{stem}{suffix}.png") for suffix in ("", "-preview", "-mask"))
     class_masks = []
     with storing():
-        paths["original"] = save_preview(result.image, folder / f"{stem}-original")
-        save_png(result.cutout, paths["cutout"])
-        paths["preview"] = paths["cutout"]
+        original = save_for_browser(result.image, folder / f"{stem}-original")
+        save_png(result.cutout, cutout)
         if max(result.cutout.size) > PREVIEW_SIDE:
-            preview = result.cutout.copy()
-            preview.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE), Image.Resampling.LANCZOS, reducing_gap=3.0)
-            paths["preview"] = str(folder / f"{stem}-preview.png")
-            save_png(preview, paths["preview"])
-        save_png(result.mask, paths["mask"])
+            small = result.cutout.copy()
+            small.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE), Image.Resampling.LANCZOS, reducing_gap=3.0)
+            save_png(small, preview)
+        else:
+            preview = cutout
+        save_png(result.mask, mask)
         if len(result.masks) > 1:
-            for label, mask in result.masks.items():
+            for label, class_mask in result.masks.items():
                 path = str(folder / f"{stem}-{label.replace(' ', '_')}.png")
-                save_png(mask, path)
+                save_png(class_mask, path)
                 class_masks.append((path, label))
     caption = f"{stem}.png · {result.cutout.width}×{result.cutout.height}"
-    return ServedImage(result.label, paths["original"], paths["cutout"], paths["mask"], paths["preview"], caption,
-                       class_masks)
+    return ServedImage(result.label, original, cutout, mask, preview, caption, class_masks)
 
 
 def clicks_to_prompt(points: list, box: Optional[tuple] = None) -> Optional[list[dict]]:

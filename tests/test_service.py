@@ -228,6 +228,7 @@ def test_pngs_come_back_pixel_for_pixel_with_their_colour_profile(tmp_path, monk
     from PIL import ImageCms
 
     from segkit.io import encode
+    from segkit.video.writer import AV_PIXELS
 
     rng = np.random.default_rng(7)
     for mode, shape in (("RGBA", (359, 641, 4)), ("RGB", (1, 1, 3)), ("L", (900, 50)), ("LA", (31, 17, 2))):
@@ -239,8 +240,7 @@ def test_pngs_come_back_pixel_for_pixel_with_their_colour_profile(tmp_path, monk
         if mode != "LA":  # FFmpeg reads it as Pillow does
             with av.open(str(tmp_path / f"{mode}.png")) as container:
                 frame = next(container.decode(video=0))
-                assert np.array_equal(frame.to_ndarray(format={"RGBA": "rgba", "RGB": "rgb24", "L": "gray"}[mode]),
-                                      pixels), mode
+                assert np.array_equal(frame.to_ndarray(format=AV_PIXELS[mode]), pixels), mode
     profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
     photo = Image.fromarray(rng.integers(0, 256, (20, 30, 3), dtype=np.uint8))
     photo.info["icc_profile"] = profile

@@ -40,7 +40,7 @@ def save_png(image: Image.Image, target) -> None:
         _write_png(image, target)
 
 
-def save_preview(image: Image.Image, stem: str | os.PathLike) -> str:
+def save_for_browser(image: Image.Image, stem: str | os.PathLike) -> str:
     """The photo as shown beside its cutout, written whole to ``stem`` plus a suffix, which it returns.
     A browser fetches it, maybe from afar: a JPEG (quality 95, colour at full resolution) where there is
     no alpha, a quarter of a PNG's bytes or less; else a PNG. Its colour profile goes with it."""
