@@ -259,7 +259,7 @@ def _back_substitute(starts, ends, border_ptr, border_idx, offsets, factors, x, 
     """x for nodes last..first with kept rows (the forward solve already sits
     in their last column); later variables must be solved already. The border's x is
     gathered once per node, not once per row."""
-    outside = np.empty(border_idx.shape[0], np.float64)
+    outside = np.empty(np.max(border_ptr[1:] - border_ptr[:-1]), np.float64)  # the widest border
     for k in range(last, first - 1, -1):
         if offsets[k] < 0:
             continue
