@@ -6,13 +6,16 @@ subject plus a half-transparent patch, where a model is unsure) resized to the
 image with Lanczos. No model weights are needed.
 """
 
+import threading
+import time
+
 import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 from scipy.ndimage import binary_erosion
 from skimage import data
 
-from segkit.pixels import matting
+from segkit.pixels import _ordering as ordering, matting
 from segkit.pixels.matting import alpha_matting_fast, alpha_matting_reference, make_trimap
 
 PHOTOS = {"astronaut": (0.45, 0.5, 0.4, 0.3), "chelsea": (0.5, 0.45, 0.35, 0.4), "coffee": (0.5, 0.5, 0.35, 0.4)}
@@ -135,16 +138,53 @@ def test_separate_band_regions():
 def test_low_memory_solve_gives_the_same_cutout(monkeypatch):
     """Over the factor budget the solver keeps the widest fronts' rows and factorises the rest again
     (this photo's factor is about 59 bytes per pixel): all of it kept, part of it, almost none of it,
-    on several threads and on one, the cutout is the same."""
+    on several threads and on one, the cutout is the same. So is the work done side by side: the
+    dissection's two sides, the back substitution's subtrees, the colours' two sweeps (on every level
+    here, not only on large ones)."""
     image, mask = photo("astronaut")
     monkeypatch.setattr(matting, "FACTOR_BYTES_PER_PIXEL", 1000)
+    monkeypatch.setattr(matting, "SIDE_BY_SIDE_PIXELS", 100)
     kept = alpha_matting_fast(image, mask, 240, 10, 10)
     for threads in (4, 1):
         monkeypatch.setattr(matting.kernels, "MATTING_THREADS", threads)  # the band's stripes
         monkeypatch.setattr(matting.cholesky, "MATTING_THREADS", threads)  # the subtrees
+        monkeypatch.setattr(matting, "MATTING_THREADS", threads)  # the colours' sweeps
+        monkeypatch.setattr(ordering, "MATTING_THREADS", threads)  # the dissection
         for budget in (30, 0.01):
             monkeypatch.setattr(matting, "FACTOR_BYTES_PER_PIXEL", budget)
             assert np.array_equal(alpha_matting_fast(image, mask, 240, 10, 10), kept), (threads, budget)
+
+
+def test_the_colours_second_sweep_reads_only_what_the_first_has_finished(monkeypatch):
+    """The second Gauss-Seidel sweep of a level starts a run of rows only after the first has
+    finished the next run: the first is slowed down here, and every run's second pass must still
+    start after the first pass of the run below it has ended."""
+    image, mask = photo("astronaut")
+    monkeypatch.setattr(matting, "SIDE_BY_SIDE_PIXELS", 100)
+    monkeypatch.setattr(matting, "MATTING_THREADS", 2)
+    expected = alpha_matting_fast(image, mask, 240, 10, 10)
+    sweep, calls, levels, lock = matting.kernels.fb_sweep, [], [], threading.Lock()
+
+    def slow_first_sweep(*args):
+        level, first, last = id(args[4]), args[8], args[9]
+        with lock:
+            levels.append(args[4])  # kept alive, so that no later level's array takes its id
+            passes = sum(1 for call in calls if call[:3] == (level, first, last))
+        if passes == 0:
+            time.sleep(0.002)
+        start = time.perf_counter()
+        sweep(*args)
+        with lock:
+            calls.append((level, first, last, passes, start, time.perf_counter()))
+
+    monkeypatch.setattr(matting.kernels, "fb_sweep", slow_first_sweep)
+    assert np.array_equal(alpha_matting_fast(image, mask, 240, 10, 10), expected)
+    ended = {(level, first): end for level, first, _, passes, _, end in calls if passes == 0}
+    seconds = [(level, first, last, start) for level, first, last, passes, start, _ in calls if passes == 1]
+    assert len(seconds) > 10
+    for level, first, last, start in seconds:
+        below = ended.get((level, last))  # the run that starts where this one ends
+        assert below is None or start >= below, (first, last)
 
 
 def binary(shape):

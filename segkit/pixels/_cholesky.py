@@ -96,7 +96,10 @@ def solve(indptr, indices, data, b, starts, ends, kid_ptr, kids, threads=None, b
             handover = np.empty(0, precision)  # the fronts are assembled: free them before the back substitution
         if not ok:
             return None
-        _back_substitute(starts, ends, border_ptr, border_idx, offsets, factors, x, 0, nodes - 1)
+        # the subtrees' ancestors first, then the subtrees side by side: a node's x reads only its ancestors'
+        _back_substitute(starts, ends, border_ptr, border_idx, np.where(in_task, -1, offsets), factors, x, 0, nodes - 1)
+        list(pool.map(lambda k: _back_substitute(starts, ends, border_ptr, border_idx, offsets, factors, x, first[k], k),
+                      tasks))
         factors = None  # read no more: free the kept rows before the rest is factorised again
         if recompute and not all(pool.map(redo, redone)):
             return None

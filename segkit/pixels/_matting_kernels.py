@@ -240,9 +240,18 @@ def fb_level(image, alpha, rows, cols, coarse_fg, coarse_bg, ay, ax, ry, rx,
              iterations, regularization, gradient_weight):
     """One finer level of pymatting's estimate_foreground_ml on the active
     pixels (ay, ax): the level's pixel (y, x) samples the full uint8 image and
-    float32 alpha at (rows[y], cols[x]); fg/bg start, at the ring pixels
-    (ry, rx), as the previous level's nearest-neighbour resize, as in
-    pymatting; then Gauss-Seidel sweeps, neighbours clamped to the level."""
+    float32 alpha at (rows[y], cols[x]); fg/bg start as ``fb_start`` sets them,
+    then Gauss-Seidel sweeps (``fb_sweep``)."""
+    fg, bg = fb_start(rows, cols, coarse_fg, coarse_bg, ry, rx)
+    for _ in range(iterations):
+        fb_sweep(image, alpha, rows, cols, fg, bg, ay, ax, 0, ay.shape[0], regularization, gradient_weight)
+    return fg, bg
+
+
+@nb.njit(cache=True, nogil=True)
+def fb_start(rows, cols, coarse_fg, coarse_bg, ry, rx):
+    """A level's fg/bg, set at the ring pixels (ry, rx) to the previous level's
+    nearest-neighbour resize, as in pymatting."""
     height, width = rows.shape[0], cols.shape[0]
     fg = np.empty((height, width, 3), np.float32)
     bg = np.empty((height, width, 3), np.float32)
@@ -251,34 +260,49 @@ def fb_level(image, alpha, rows, cols, coarse_fg, coarse_bg, ay, ax, ry, rx,
         cy, cx = y * coarse_fg.shape[0] // height, x * coarse_fg.shape[1] // width
         fg[y, x] = coarse_fg[cy, cx]
         bg[y, x] = coarse_bg[cy, cx]
+    return fg, bg
+
+
+@nb.njit(cache=True, nogil=True)
+def fb_sweep(image, alpha, rows, cols, fg, bg, ay, ax, first, last, regularization, gradient_weight):
+    """One Gauss-Seidel sweep of estimate_foreground_ml over active pixels first..last - 1,
+    neighbours clamped to the level."""
+    height, width = rows.shape[0], cols.shape[0]
     b = np.empty((2, 3), np.float32)
     regularization, gradient_weight = np.float32(regularization), np.float32(gradient_weight)
     # pymatting's number types, step for step: a1, a01, a11 and the solve in float64
-    for _ in range(iterations):
-        for p in range(ay.shape[0]):
-            y, x = ay[p], ax[p]
-            a0 = alpha[rows[y], cols[x]]
-            a1 = 1.0 - a0
-            a00, a01, a11 = a0 * a0, a0 * a1, a1 * a1
+    for p in range(first, last):
+        y, x = ay[p], ax[p]
+        a0 = alpha[rows[y], cols[x]]
+        a1 = 1.0 - a0
+        a00, a01, a11 = a0 * a0, a0 * a1, a1 * a1
+        for c in range(3):
+            value = np.float32(image[rows[y], cols[x], c] / 255.0)
+            b[0, c] = a0 * value
+            b[1, c] = a1 * value
+        for d in range(4):
+            y2 = min(max(y + (d == 3) - (d == 2), 0), height - 1)
+            x2 = min(max(x + (d == 1) - (d == 0), 0), width - 1)
+            da = regularization + gradient_weight * abs(a0 - alpha[rows[y2], cols[x2]])
+            a00 += da
+            a11 += da
             for c in range(3):
-                value = np.float32(image[rows[y], cols[x], c] / 255.0)
-                b[0, c] = a0 * value
-                b[1, c] = a1 * value
-            for d in range(4):
-                y2 = min(max(y + (d == 3) - (d == 2), 0), height - 1)
-                x2 = min(max(x + (d == 1) - (d == 0), 0), width - 1)
-                da = regularization + gradient_weight * abs(a0 - alpha[rows[y2], cols[x2]])
-                a00 += da
-                a11 += da
-                for c in range(3):
-                    b[0, c] += da * fg[y2, x2, c]
-                    b[1, c] += da * bg[y2, x2, c]
-            inv_det = 1.0 / (a00 * a11 - a01 * a01)
-            b00, b01, b11 = inv_det * a11, inv_det * -a01, inv_det * a00
-            for c in range(3):
-                fg[y, x, c] = max(0.0, min(1.0, b00 * b[0, c] + b01 * b[1, c]))
-                bg[y, x, c] = max(0.0, min(1.0, b01 * b[0, c] + b11 * b[1, c]))
-    return fg, bg
+                b[0, c] += da * fg[y2, x2, c]
+                b[1, c] += da * bg[y2, x2, c]
+        inv_det = 1.0 / (a00 * a11 - a01 * a01)
+        b00, b01, b11 = inv_det * a11, inv_det * -a01, inv_det * a00
+        for c in range(3):
+            fg[y, x, c] = max(0.0, min(1.0, b00 * b[0, c] + b01 * b[1, c]))
+            bg[y, x, c] = max(0.0, min(1.0, b01 * b[0, c] + b11 * b[1, c]))
+
+
+@nb.njit(cache=True, nogil=True)
+def put_colours(fg, ys, xs, out):
+    """out[y, x, :3] = fg[y, x] * 255 clipped and truncated to uint8, as numpy's astype, at the listed pixels."""
+    for p in range(ys.shape[0]):
+        y, x = ys[p], xs[p]
+        for c in range(3):
+            out[y, x, c] = np.uint8(min(max(fg[y, x, c] * np.float32(255), 0), 255))
 
 
 @nb.njit(cache=True, nogil=True)

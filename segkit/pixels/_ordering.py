@@ -4,6 +4,8 @@ nested dissection of the unknown pixels, cut where the band is narrow."""
 import numba as nb
 import numpy as np
 
+from .cores import MATTING_THREADS, pool_one_core_each
+
 
 @nb.njit(cache=True, nogil=True)
 def _cut(y, x, smallest):
@@ -63,21 +65,51 @@ def _dissect(ys, xs, order, scratch, a, b, leaf, starts, ends, kids, count):
     return node
 
 
-def nested_dissection(ys, xs, leaf=64):
+def nested_dissection(ys, xs, leaf=64, threads=None):
     """Order pixels so that sparse Cholesky fills in little: split the set by
     a 2-pixel-wide line across x or y (the 5x5 stencil cannot reach across
     it) where it is narrow for the parts it leaves (``_cut``), recurse, put
     the line last. Returns the order and
     the elimination tree: node k owns order[starts[k]:ends[k]], its children are
     kids[kid_ptr[k]:kid_ptr[k+1]], and nodes come in postorder.
+    With two threads or more (default: ``MATTING_THREADS``) the two sides of the first
+    line are dissected side by side: the same order and tree as on one.
     """
-    n = len(ys)
-    order = np.arange(n, dtype=np.int64)
+    ys, xs = ys.astype(np.int64), xs.astype(np.int64)
+    sides = _first_cut(ys, xs, leaf) if (threads or MATTING_THREADS) > 1 else None
+    if sides is None:
+        order, starts, ends, kids = _dissect_part(ys, xs, np.arange(len(ys)), leaf)
+    else:
+        first, second, line = sides
+        with pool_one_core_each(2, "segkit-dissect") as pool:
+            (o1, s1, e1, k1), (o2, s2, e2, k2) = pool.map(lambda part: _dissect_part(ys, xs, part, leaf),
+                                                          (first, second))
+        n1, n2 = len(s1), len(s2)
+        order = np.concatenate([o1, o2, line])
+        starts = np.concatenate([s1, s2 + len(o1), [len(o1) + len(o2)]])
+        ends = np.concatenate([e1, e2 + len(o1), [len(order)]])
+        kids = np.concatenate([k1, np.where(k2 >= 0, k2 + n1, -1), [[n1 - 1, n1 + n2 - 1]]])
+    kid_ptr = np.concatenate([[0], np.cumsum((kids >= 0).sum(axis=1))]).astype(np.int64)
+    return order, starts, ends, kid_ptr, kids[kids >= 0]
+
+
+def _first_cut(ys, xs, leaf):
+    """The pixels on each side of ``_dissect``'s first line, and on it; None where it makes none."""
+    if len(ys) <= leaf:
+        return None
+    c, cut = _cut(ys, xs, 0.2)
+    before, after = c < cut, c >= cut + 2
+    if not (before.any() and after.any()):
+        return None
+    return np.flatnonzero(before), np.flatnonzero(after), np.flatnonzero(~before & ~after)
+
+
+def _dissect_part(ys, xs, order, leaf):
+    """Nested dissection of the pixels listed in `order` (it is reordered): the order and the
+    subtree's nodes (starts, ends, kids; -1 for none), its root last."""
+    n = len(order)
     starts, ends = np.zeros(2 * n + 1, np.int64), np.zeros(2 * n + 1, np.int64)
     kids, count = np.full((2 * n + 1, 2), -1, np.int64), np.zeros(1, np.int64)
-    ys, xs = ys.astype(np.int64), xs.astype(np.int64)
     _dissect(ys, xs, order, np.empty(n, np.int64), 0, n, leaf, starts, ends, kids, count)
     nodes = count[0]
-    kids = kids[:nodes]
-    kid_ptr = np.concatenate([[0], np.cumsum((kids >= 0).sum(axis=1))]).astype(np.int64)
-    return order, starts[:nodes], ends[:nodes], kid_ptr, kids[kids >= 0]
+    return order, starts[:nodes], ends[:nodes], kids[:nodes]

@@ -24,7 +24,7 @@ from scipy.sparse.linalg import spsolve
 
 from . import _cholesky as cholesky, _matting_kernels as kernels
 from ._ordering import nested_dissection
-from .cores import pool_one_core_each
+from .cores import MATTING_THREADS, pool_one_core_each
 
 EPSILON = 1e-7  # pymatting's cf_laplacian default, which rembg uses
 # pymatting's kernels are numba ``parallel=True``. Where neither OpenMP nor TBB is
@@ -37,6 +37,10 @@ _PYMATTING = threading.Lock()
 # regions the solver keeps the widest fronts' rows within it and factorises the rest
 # again. rembg peaks at ~500 bytes per pixel; this keeps segkit under a quarter of it.
 FACTOR_BYTES_PER_PIXEL = 32
+# The foreground estimate's finer levels with this many pixels to estimate or more run their two
+# sweeps side by side, in this many runs of rows.
+SIDE_BY_SIDE_PIXELS = 50_000
+SWEEP_RUNS = 16
 
 
 def make_trimap(mask, foreground_threshold, background_threshold, erode_size):
@@ -171,8 +175,48 @@ def _estimate_foreground(image, alpha, ys, xs, out, radius=3, coarse_side=256):
                 return
             fg, bg = _foreground_ml(image, alpha, rows, cols)
             continue
-        fg, bg = kernels.fb_level(image, alpha, rows, cols, fg, bg, ay, ax, ry, rx, 2, 1e-5, 1.0)
-    out[ay, ax, :3] = np.clip(fg[ay, ax] * 255, 0, 255).astype(np.uint8)
+        fg, bg = _two_sweeps(image, alpha, rows, cols, fg, bg, ay, ax, ry, rx)
+    kernels.put_colours(fg, ay, ax, out)
+
+
+def _two_sweeps(image, alpha, rows, cols, coarse_fg, coarse_bg, ay, ax, ry, rx):
+    """A finer level: ``kernels.fb_level`` with its two Gauss-Seidel sweeps, on large levels the
+    second on another core, a run of rows behind the first. It starts a run only once the first
+    has finished the next one, and the first never reads a run the second has reached, so every
+    pixel reads what it would one sweep after the other: the same colours."""
+    fg, bg = kernels.fb_start(rows, cols, coarse_fg, coarse_bg, ry, rx)
+    n = len(ay)
+
+    def sweep(first, last):
+        kernels.fb_sweep(image, alpha, rows, cols, fg, bg, ay, ax, first, last, 1e-5, 1.0)
+
+    if MATTING_THREADS < 2 or n < SIDE_BY_SIDE_PIXELS:
+        sweep(0, n)
+        sweep(0, n)
+        return fg, bg
+    # runs of whole rows (ay ascends), so that a pixel's neighbours lie in its run or the next
+    edges = np.unique(np.append(np.searchsorted(ay, ay[np.linspace(0, n - 1, SWEEP_RUNS).astype(np.int64)]), n))
+    runs = list(zip(edges[:-1], edges[1:]))
+    done = [threading.Event() for _ in runs]
+
+    def first_sweep():
+        try:
+            for run, finished in zip(runs, done):
+                sweep(*run)
+                finished.set()
+        finally:  # on an error, release the second sweep; the error is raised below
+            for finished in done:
+                finished.set()
+
+    def second_sweep():
+        for i, run in enumerate(runs):
+            done[min(i + 1, len(runs) - 1)].wait()
+            sweep(*run)
+
+    with pool_one_core_each(2, "segkit-colours") as pool:
+        for sweeping in [pool.submit(first_sweep), pool.submit(second_sweep)]:
+            sweeping.result()
+    return fg, bg
 
 
 def _foreground_ml(image, alpha, rows, cols, small_size=32):
@@ -196,10 +240,11 @@ matte = alpha_matting_fast
 
 def warm_up() -> None:
     """Compile (or load from numba's cache) the matting kernels for the array types requests pass them:
-    a small disc whose soft edge is wide enough for a solve split over threads, and the float64
-    solve that takes over where float32 is not positive definite."""
+    a small disc whose soft edge is wide enough for a solve split over threads, the float64
+    solve that takes over where float32 is not positive definite, and the colours' finer levels."""
     yy, xx = np.mgrid[0:64, 0:80]
     image = np.dstack([yy * 4, xx * 3, (yy + xx) * 2]).astype(np.uint8)
     mask = np.clip((24 - np.hypot(yy - 32, xx - 40)) * 20 + 128, 0, 255).astype(np.uint8)
     alpha_matting_fast(image, mask, 240, 10, 1)
-    _solve_alpha(image, make_trimap(mask, 240, 10, 1), precisions=(np.float64,))
+    alpha, ys, xs, _ = _solve_alpha(image, make_trimap(mask, 240, 10, 1), precisions=(np.float64,))
+    _estimate_foreground(image, alpha, ys, xs, np.zeros((64, 80, 4), np.uint8), coarse_side=16)  # finer levels
