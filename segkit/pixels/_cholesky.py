@@ -36,7 +36,8 @@ def solve(indptr, indices, data, b, starts, ends, kid_ptr, kids, threads=None, b
     substitution.
     Returns None if A is not positive definite."""
     nodes = len(starts)
-    border_ptr, border_idx = _symbolic(indptr, indices, starts, ends, kid_ptr, kids)
+    threads = threads or MATTING_THREADS
+    border_ptr, border_idx = _borders(indptr, indices, starts, ends, kid_ptr, kids, threads)
     nv = ends - starts
     width = nv + np.diff(border_ptr)
     size = nv * (width + 1)
@@ -46,7 +47,6 @@ def solve(indptr, indices, data, b, starts, ends, kid_ptr, kids, threads=None, b
             first[k] = first[kids[kid_ptr[k]]]
     parent = np.full(nodes, -1)
     parent[kids] = np.repeat(np.arange(nodes), np.diff(kid_ptr))
-    threads = threads or MATTING_THREADS
     recompute = budget is not None and 4 * size.sum() > budget
     tasks = _subtrees(kid_ptr, kids, first, nv * width**2, 4 * threads if threads > 1 else 1)
     in_task = np.zeros(nodes, np.bool_)
@@ -106,6 +106,19 @@ def solve(indptr, indices, data, b, starts, ends, kid_ptr, kids, threads=None, b
     return x
 
 
+def _borders(indptr, indices, starts, ends, kid_ptr, kids, threads):
+    """Every node's border (``_symbolic``), in one flat array in node order; with two threads or
+    more, the root's two subtrees side by side (the root, last, has no border)."""
+    root = len(starts) - 1
+    if threads < 2 or kid_ptr[root + 1] - kid_ptr[root] != 2:
+        return _symbolic(indptr, indices, starts, ends, kid_ptr, kids, 0, root)
+    middle = kids[kid_ptr[root]]
+    with pool_one_core_each(2, "segkit-borders") as pool:
+        (ptr1, idx1), (ptr2, idx2) = pool.map(lambda span: _symbolic(indptr, indices, starts, ends, kid_ptr, kids,
+                                                                     *span), ((0, middle), (middle + 1, root - 1)))
+    return np.concatenate([ptr1, ptr2[1:] + ptr1[-1], ptr2[-1:] + ptr1[-1]]), np.concatenate([idx1, idx2])
+
+
 def _widest_fronts(kept, width, size, parent, first, words, parts):
     """The nodes whose rows to keep within `words` floats, besides the `kept` ones, and the
     spans of nodes (first, last) in which the others are to be factorised again, about
@@ -144,15 +157,16 @@ def _subtrees(kid_ptr, kids, first, weight, parts):
 
 
 @nb.njit(cache=True, nogil=True)
-def _symbolic(indptr, indices, starts, ends, kid_ptr, kids):
-    """Border of each tree node: the later variables its front couples to
-    (its rows' columns past the node, and its children's borders)."""
-    n, nodes = indptr.shape[0] - 1, starts.shape[0]
+def _symbolic(indptr, indices, starts, ends, kid_ptr, kids, lo, hi):
+    """Border of each tree node lo..hi (a whole subtree): the later variables its front couples to
+    (its rows' columns past the node, and its children's borders). Node k's is
+    border_idx[border_ptr[k - lo]:border_ptr[k - lo + 1]]."""
+    n = indptr.shape[0] - 1
     marker = np.full(n, -1, np.int64)
     found = np.empty(n, np.int64)
-    border_ptr = np.zeros(nodes + 1, np.int64)
-    border_idx = np.empty(4 * n + 1024, np.int64)
-    for k in range(nodes):
+    border_ptr = np.zeros(hi - lo + 2, np.int64)
+    border_idx = np.empty(4 * (ends[hi] - starts[lo]) + 1024, np.int64)
+    for k in range(lo, hi + 1):
         e, m = ends[k], 0
         for r in range(starts[k], e):
             for p in range(indptr[r], indptr[r + 1]):
@@ -162,18 +176,18 @@ def _symbolic(indptr, indices, starts, ends, kid_ptr, kids):
                     found[m] = j
                     m += 1
         for q in range(kid_ptr[k], kid_ptr[k + 1]):
-            for p in range(border_ptr[kids[q]], border_ptr[kids[q] + 1]):
+            for p in range(border_ptr[kids[q] - lo], border_ptr[kids[q] - lo + 1]):
                 j = border_idx[p]
                 if j >= e and marker[j] != k:
                     marker[j] = k
                     found[m] = j
                     m += 1
-        start = border_ptr[k]
+        start = border_ptr[k - lo]
         if start + m > border_idx.shape[0]:
             border_idx = np.concatenate((border_idx, np.empty(border_idx.shape[0] + m, np.int64)))
         border_idx[start:start + m] = np.sort(found[:m])
-        border_ptr[k + 1] = start + m
-    return border_ptr, border_idx
+        border_ptr[k - lo + 1] = start + m
+    return border_ptr, border_idx[:border_ptr[-1]]
 
 
 @nb.njit(cache=True, nogil=True)
