@@ -41,10 +41,9 @@ def solve(indptr, indices, data, b, starts, ends, kid_ptr, kids, threads=None, b
     nv = ends - starts
     width = nv + np.diff(border_ptr)
     size = nv * (width + 1)
-    first = np.arange(nodes)  # first node of each subtree, in postorder
-    for k in range(nodes):
-        if kid_ptr[k + 1] > kid_ptr[k]:
-            first[k] = first[kids[kid_ptr[k]]]
+    # first node of each subtree, in postorder: the smallest number down the first children
+    first_kid = np.where(np.diff(kid_ptr) > 0, np.append(kids, 0)[kid_ptr[:-1]], np.arange(nodes))
+    first = _along_paths(first_kid, np.arange(nodes), np.minimum)
     parent = np.full(nodes, -1)
     parent[kids] = np.repeat(np.arange(nodes), np.diff(kid_ptr))
     recompute = budget is not None and 4 * size.sum() > budget
@@ -125,9 +124,8 @@ def _widest_fronts(kept, width, size, parent, first, words, parts):
     `parts` of them. Wide fronts cost the most flops per byte kept, so the widest go first;
     a node is only kept with its ancestors, which leaves whole subtrees to do again."""
     nodes = len(width)
-    narrowest = np.where(kept, np.inf, width)  # the narrowest front on the way to the root
-    for k in range(nodes - 2, -1, -1):  # in postorder, parents come after their children
-        narrowest[k] = min(narrowest[k], narrowest[parent[k]])
+    # the narrowest front on the way to the root
+    narrowest = _along_paths(np.where(parent < 0, np.arange(nodes), parent), np.where(kept, np.inf, width), np.minimum)
     order = np.lexsort((-np.arange(nodes), -narrowest))  # on ties, parents first
     kept = kept.copy()
     kept[order[np.cumsum(size[order]) <= words]] = True
@@ -138,6 +136,17 @@ def _widest_fronts(kept, width, size, parent, first, words, parts):
     spans = [(first[group[0]], group[-1]) for group in np.split(roots, cuts) if len(group)]
     # the largest first, for balance
     return kept, sorted(spans, key=lambda span: below[span[1] + 1] - below[span[0]], reverse=True)
+
+
+def _along_paths(step, values, combine):
+    """values[k] combined over the nodes reached from k by repeated ``step`` (which ends at a node
+    pointing to itself), by pointer jumping: log2(depth) vectorised passes, not a Python loop over
+    the nodes."""
+    values = combine(values, values[step])
+    while not (step[step] == step).all():
+        step = step[step]
+        values = combine(values, values[step])
+    return values
 
 
 def _subtrees(kid_ptr, kids, first, weight, parts):

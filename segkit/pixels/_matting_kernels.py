@@ -242,25 +242,24 @@ def fb_level(image, alpha, rows, cols, coarse_fg, coarse_bg, ay, ax, ry, rx,
     pixels (ay, ax): the level's pixel (y, x) samples the full uint8 image and
     float32 alpha at (rows[y], cols[x]); fg/bg start as ``fb_start`` sets them,
     then Gauss-Seidel sweeps (``fb_sweep``)."""
-    fg, bg = fb_start(rows, cols, coarse_fg, coarse_bg, ry, rx)
+    fg = np.empty((rows.shape[0], cols.shape[0], 3), np.float32)
+    bg = np.empty((rows.shape[0], cols.shape[0], 3), np.float32)
+    fb_start(fg, bg, coarse_fg, coarse_bg, ry, rx, 0, ry.shape[0])
     for _ in range(iterations):
         fb_sweep(image, alpha, rows, cols, fg, bg, ay, ax, 0, ay.shape[0], regularization, gradient_weight)
     return fg, bg
 
 
 @nb.njit(cache=True, nogil=True)
-def fb_start(rows, cols, coarse_fg, coarse_bg, ry, rx):
-    """A level's fg/bg, set at the ring pixels (ry, rx) to the previous level's
+def fb_start(fg, bg, coarse_fg, coarse_bg, ry, rx, first, last):
+    """A level's fg/bg at ring pixels first..last - 1 of (ry, rx): the previous level's
     nearest-neighbour resize, as in pymatting."""
-    height, width = rows.shape[0], cols.shape[0]
-    fg = np.empty((height, width, 3), np.float32)
-    bg = np.empty((height, width, 3), np.float32)
-    for p in range(ry.shape[0]):
+    height, width = fg.shape[:2]
+    for p in range(first, last):
         y, x = ry[p], rx[p]
         cy, cx = y * coarse_fg.shape[0] // height, x * coarse_fg.shape[1] // width
         fg[y, x] = coarse_fg[cy, cx]
         bg[y, x] = coarse_bg[cy, cx]
-    return fg, bg
 
 
 @nb.njit(cache=True, nogil=True)

@@ -184,13 +184,18 @@ def _two_sweeps(image, alpha, rows, cols, coarse_fg, coarse_bg, ay, ax, ry, rx):
     second on another core, a run of rows behind the first. It starts a run only once the first
     has finished the next one, and the first never reads a run the second has reached, so every
     pixel reads what it would one sweep after the other: the same colours."""
-    fg, bg = kernels.fb_start(rows, cols, coarse_fg, coarse_bg, ry, rx)
-    n = len(ay)
+    fg = np.empty((len(rows), len(cols), 3), np.float32)
+    bg = np.empty_like(fg)
+    n, ring = len(ay), len(ry)
+
+    def start(first, last):
+        kernels.fb_start(fg, bg, coarse_fg, coarse_bg, ry, rx, first, last)
 
     def sweep(first, last):
         kernels.fb_sweep(image, alpha, rows, cols, fg, bg, ay, ax, first, last, 1e-5, 1.0)
 
     if MATTING_THREADS < 2 or n < SIDE_BY_SIDE_PIXELS:
+        start(0, ring)
         sweep(0, n)
         sweep(0, n)
         return fg, bg
@@ -214,6 +219,7 @@ def _two_sweeps(image, alpha, rows, cols, coarse_fg, coarse_bg, ay, ax, ry, rx):
             sweep(*run)
 
     with pool_one_core_each(2, "segkit-colours") as pool:
+        list(pool.map(start, (0, ring // 2), (ring // 2, ring)))  # the ring's halves: their pixels differ
         for sweeping in [pool.submit(first_sweep), pool.submit(second_sweep)]:
             sweeping.result()
     return fg, bg
