@@ -280,26 +280,21 @@ def _factor(indptr, indices, data, b, starts, ends, kid_ptr, kids, parent, borde
     return True
 
 
-@nb.njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
+@nb.njit(cache=True, nogil=True)
 def _back_substitute(starts, ends, border_ptr, border_idx, offsets, factors, x, first, last):
     """x for nodes last..first with kept rows (the forward solve already sits
-    in their last column); later variables must be solved already. The border's x is
-    gathered once per node, not once per row."""
-    outside = np.empty(np.max(border_ptr[1:] - border_ptr[:-1]), np.float64)  # the widest border
+    in their last column); later variables must be solved already."""
     for k in range(last, first - 1, -1):
         if offsets[k] < 0:
             continue
         s, nv = starts[k], ends[k] - starts[k]
         border = border_idx[border_ptr[k]:border_ptr[k + 1]]
-        m = border.shape[0]
-        for j in range(m):
-            outside[j] = x[border[j]]
-        width = nv + m + 1
+        width = nv + border.shape[0] + 1
         for i in range(nv - 1, -1, -1):
             row = factors[offsets[k] + i * width:offsets[k] + (i + 1) * width]
             acc = np.float64(row[-1])
-            for j in range(m):
-                acc -= row[nv + j] * outside[j]
+            for j in range(border.shape[0]):
+                acc -= row[nv + j] * x[border[j]]
             for j in range(i + 1, nv):
                 acc -= row[j] * x[s + j]
             x[s + i] = acc / row[i]
