@@ -79,9 +79,10 @@ def _add_windows(full_image, oy, ox, used, idx, values, eps, row_from, row_to):
             for ch in range(3):
                 total = 0.0
                 for q in range(9):
-                    total += image[cy + q // 3 - 1, cx + q % 3 - 1, ch] / 255.0
+                    c[q, ch] = image[cy + q // 3 - 1, cx + q % 3 - 1, ch] / 255.0
+                    total += c[q, ch]
                 for q in range(9):
-                    c[q, ch] = image[cy + q // 3 - 1, cx + q % 3 - 1, ch] / 255.0 - total / 9.0
+                    c[q, ch] -= total / 9.0
             a00 = a11 = a22 = eps
             a01 = a02 = a12 = 0.0
             for q in range(9):
