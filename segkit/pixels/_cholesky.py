@@ -29,8 +29,8 @@ def solve(indptr, indices, data, b, starts, ends, kid_ptr, kids, threads=None, b
     then their ancestors. Fronts are eliminated in `precision`: float32
     by default, as BLAS does twice the float32 flops per cycle and its alpha
     is float64's after rounding to uint8 (bench/RESULTS.md); the back
-    substitution accumulates in float64. The factor is kept in float32 rows
-    either way, within `budget` bytes (wide unknown regions fill in as
+    substitution accumulates in float64. The factor's rows are kept in `precision`
+    too, within `budget` bytes (wide unknown regions fill in as
     n log n): over it, the rows of the widest fronts are kept and the
     subtrees below them are factorised again just before their back
     substitution.
@@ -46,7 +46,8 @@ def solve(indptr, indices, data, b, starts, ends, kid_ptr, kids, threads=None, b
     first = _along_paths(first_kid, np.arange(nodes), np.minimum)
     parent = np.full(nodes, -1)
     parent[kids] = np.repeat(np.arange(nodes), np.diff(kid_ptr))
-    recompute = budget is not None and 4 * size.sum() > budget
+    itemsize = np.dtype(precision).itemsize
+    recompute = budget is not None and itemsize * size.sum() > budget
     tasks = _subtrees(kid_ptr, kids, first, nv * width**2, 4 * threads if threads > 1 else 1)
     in_task = np.zeros(nodes, np.bool_)
     external = np.full(nodes, -1, np.int64)
@@ -57,11 +58,11 @@ def solve(indptr, indices, data, b, starts, ends, kid_ptr, kids, threads=None, b
     def rows_for(kept):
         offsets = np.full(nodes, -1, np.int64)
         offsets[kept] = np.cumsum(size[kept]) - size[kept]
-        return offsets, np.empty(size[kept].sum(), np.float32)
+        return offsets, np.empty(size[kept].sum(), precision)  # each node's rows are zeroed as it starts
 
     kept, redone = np.ones(nodes, np.bool_), []
     if recompute:
-        kept, redone = _widest_fronts(~in_task, width, size, parent, first, budget // 4, REDO_SPANS)
+        kept, redone = _widest_fronts(~in_task, width, size, parent, first, budget // itemsize, REDO_SPANS)
     offsets, factors = rows_for(kept)
     system = (indptr, indices, data, b, starts, ends, kid_ptr, kids, parent, border_ptr, border_idx)
     # each subtree's last front (Schur complement) is handed to its ancestors in one flat
@@ -69,7 +70,7 @@ def solve(indptr, indices, data, b, starts, ends, kid_ptr, kids, threads=None, b
     # (only its Schur complement: the eliminated rows above it are never read again)
     handover_ptr = np.concatenate([[0], np.cumsum((width[tasks] - nv[tasks] + 1) ** 2)]).astype(np.int64)
     blas = BLAS[precision]
-    handover = np.empty(handover_ptr[-1] if len(tasks) > 1 else 0, precision)  # its type picks the fronts'
+    handover = np.empty(handover_ptr[-1] if len(tasks) > 1 else 0, precision)
     no_skip, no_external = np.zeros(nodes, np.bool_), np.full(nodes, -1, np.int64)
     x = np.zeros(len(b))
 
@@ -204,29 +205,30 @@ def _factor(indptr, indices, data, b, starts, ends, kid_ptr, kids, parent, borde
             first, last, skip, external, handover, handover_ptr, keep, potrf, trsm, syrk):
     """Multifrontal Cholesky of nodes first..last (postorder): each node
     assembles a dense front from A and its children's Schur complements,
-    eliminates its own variables with LAPACK/BLAS (its front rows go to
-    factors[offsets[k]:], unless that is -1) and passes its Schur complement up. The right-hand side rides
-    along as the front's last column, so this is also the forward solve.
-    Fronts take handover's number type (float64 or float32; the BLAS must match).
+    eliminates its own variables with LAPACK/BLAS and passes its Schur complement up. The front's
+    rows of its own variables are the factor's rows: they are assembled and eliminated in place in
+    factors[offsets[k]:] (in scratch where that is -1), its Schur complement apart. The right-hand
+    side rides along as the front's last column, so this is also the forward solve.
+    Fronts take the factors' number type (float64 or float32; the BLAS must match).
     Skipped nodes were done elsewhere; a skipped node k with external[k] = i >= 0
     hands over its Schur complement (with the right-hand side's column) in
     handover[handover_ptr[i]:handover_ptr[i + 1]]. With keep = i >= 0, the last
     node's is stored there.
     Returns whether the matrix was positive definite."""
     local = np.empty(b.shape[0], np.int64)  # written for each front's variables before it is read
+    run_end = np.empty(b.shape[0] + 1, np.int64)
     chars = np.array([ord("L"), ord("R"), ord("T"), ord("N")], np.uint8)
-    scalars = np.array([1.0, -1.0], handover.dtype)
+    scalars = np.array([1.0, -1.0], factors.dtype)
     ints = np.zeros(4, np.int32)
-    pending, ranks_pending = List(), List()
-    front = np.zeros((1, 1), handover.dtype)
-    nv = 0
+    pending = List()
+    schur = np.zeros((1, 1), factors.dtype)
+    scratch = np.empty(0, factors.dtype)
     for k in range(first, last + 1):
         if skip[k]:
             i = external[k]
             if i >= 0:
                 d = border_ptr[k + 1] - border_ptr[k] + 1
                 pending.append(handover[handover_ptr[i]:handover_ptr[i + 1]].reshape(d, d))
-                ranks_pending.append(0)
             continue
         s, e = starts[k], ends[k]
         nv = e - s
@@ -237,47 +239,74 @@ def _factor(indptr, indices, data, b, starts, ends, kid_ptr, kids, parent, borde
             local[s + i] = i
         for i in range(m):
             local[border[i]] = nv + i
-        # C row-major upper triangle == Fortran lower triangle for LAPACK
-        front = np.zeros((f + 1, f + 1), handover.dtype)
+        size = nv * (f + 1)
+        if offsets[k] < 0 and scratch.shape[0] < size:
+            scratch = np.empty(2 * size, factors.dtype)
+        own = factors[offsets[k]:offsets[k] + size] if offsets[k] >= 0 else scratch[:size]
+        own[:] = 0
+        own = own.reshape((nv, f + 1))  # C row-major upper triangle == Fortran lower triangle for LAPACK
+        schur = np.zeros((m + 1, m + 1), factors.dtype)
         for r in range(s, e):
-            front[r - s, f] = b[r]
+            own[r - s, f] = b[r]
             for p in range(indptr[r], indptr[r + 1]):
                 j = indices[p]
                 if r <= j < e:
-                    front[r - s, j - s] = data[p]
+                    own[r - s, j - s] = data[p]
                 elif j >= e:
-                    front[r - s, local[j]] = data[p]
+                    own[r - s, local[j]] = data[p]
         for q in range(kid_ptr[k + 1] - 1, kid_ptr[k] - 1, -1):
-            update, offset = pending.pop(), ranks_pending.pop()
             c = kids[q]
             # the child's border, sorted, lands in increasing places of this front (its own variables,
             # then its border, both sorted): the child's upper triangle stays upper
-            to = local[border_idx[border_ptr[c]:border_ptr[c + 1]]]
-            for i in range(to.shape[0]):
-                row, out = update[offset + i, offset:], front[to[i]]
-                out[f] += row[-1]
-                for j in range(i, to.shape[0]):
-                    out[to[j]] += row[j]
+            _extend_add(own, schur, pending.pop(), local[border_idx[border_ptr[c]:border_ptr[c + 1]]], run_end)
         if nv > 0:
             ints[0], ints[1], ints[2] = nv, f + 1, m + 1
-            potrf(chars[0:].ctypes, ints[0:].ctypes, front.ctypes, ints[1:].ctypes, ints[3:].ctypes)
+            potrf(chars[0:].ctypes, ints[0:].ctypes, own.ctypes, ints[1:].ctypes, ints[3:].ctypes)
             if ints[3] != 0:
                 return False
-            right = front[:, nv:]
+            right = own[:, nv:]
             trsm(chars[1:].ctypes, chars[0:].ctypes, chars[2:].ctypes, chars[3:].ctypes, ints[2:].ctypes,
-                 ints[0:].ctypes, scalars[0:].ctypes, front.ctypes, ints[1:].ctypes, right.ctypes, ints[1:].ctypes)
-            schur = front[nv:, nv:]
+                 ints[0:].ctypes, scalars[0:].ctypes, own.ctypes, ints[1:].ctypes, right.ctypes, ints[1:].ctypes)
             syrk(chars[0:].ctypes, chars[3:].ctypes, ints[2:].ctypes, ints[0:].ctypes, scalars[1:].ctypes,
-                 right.ctypes, ints[1:].ctypes, scalars[0:].ctypes, schur.ctypes, ints[1:].ctypes)
-            if offsets[k] >= 0:
-                factors[offsets[k]:offsets[k] + nv * (f + 1)] = front[:nv].ravel()
+                 right.ctypes, ints[1:].ctypes, scalars[0:].ctypes, schur.ctypes, ints[2:].ctypes)
         if parent[k] < 0 or not skip[parent[k]]:  # else no one here assembles it: let it go
-            pending.append(front)
-            ranks_pending.append(nv)
+            pending.append(schur)
     if keep >= 0:
-        d = front.shape[0] - nv
-        handover[handover_ptr[keep]:handover_ptr[keep + 1]].reshape(d, d)[:, :] = front[nv:, nv:]
+        d = schur.shape[0]
+        handover[handover_ptr[keep]:handover_ptr[keep + 1]].reshape(d, d)[:, :] = schur
     return True
+
+
+@nb.njit(cache=True, nogil=True)
+def _extend_add(own, schur, update, to, run_end):
+    """Add a child's Schur complement `update` (its upper triangle, and the right-hand side's
+    column last) into the rows and columns `to` of the front: its first rows are `own`, the rest
+    `schur`. `to` ascends, mostly in runs of consecutive places: each row adds run by run, as
+    vectors (a scalar scatter took twice as long), each element in the same order, so the sums
+    do not change."""
+    length, nv = to.shape[0], own.shape[0]
+    runs = 0
+    for j in range(1, length + 1):
+        if j == length or to[j] != to[j - 1] + 1:
+            run_end[runs] = j
+            runs += 1
+    first_run = 0
+    for i in range(length):
+        if run_end[first_run] <= i:
+            first_run += 1
+        row = update[i]
+        if to[i] < nv:
+            out, shift = own[to[i]], 0
+        else:
+            out, shift = schur[to[i] - nv], nv
+        out[out.shape[0] - 1] += row[length]
+        j = i
+        for r in range(first_run, runs):
+            end = run_end[r]
+            into, add = out[to[j] - shift:to[j] - shift + end - j], row[j:end]
+            for t in range(end - j):
+                into[t] += add[t]
+            j = end
 
 
 @nb.njit(cache=True, nogil=True)
