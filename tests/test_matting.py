@@ -347,3 +347,23 @@ def test_float32_fronts_give_float64s_cutout_and_fall_back_to_it(monkeypatch):
     monkeypatch.setattr(matting.cholesky, "solve", float32_fails)
     assert np.array_equal(matting._solve_alpha(image, trimap)[3], double[3])
     assert tried == [np.float32, np.float64]
+
+
+def test_float64_fronts_keep_float64_rows_within_the_same_budget(monkeypatch):
+    """The factor's rows are kept in the fronts' precision: in float64 each row takes twice the bytes,
+    so over a budget more of the tree is factorised again; the alpha is the same either way."""
+    image, mask = photo("astronaut")
+    trimap = make_trimap(mask, 240, 10, 10)
+    monkeypatch.setattr(matting, "FACTOR_BYTES_PER_PIXEL", 1000)
+    kept = matting._solve_alpha(image, trimap, precisions=(np.float64,))[3]
+    widest, redone = matting.cholesky._widest_fronts, []
+
+    def recorded(*args):
+        kept_rows, spans = widest(*args)
+        redone.append(len(spans))
+        return kept_rows, spans
+
+    monkeypatch.setattr(matting.cholesky, "_widest_fronts", recorded)
+    monkeypatch.setattr(matting, "FACTOR_BYTES_PER_PIXEL", 30)
+    assert np.array_equal(matting._solve_alpha(image, trimap, precisions=(np.float64,))[3], kept)
+    assert redone and redone[0] > 0  # part of the tree was factorised again
