@@ -297,7 +297,7 @@ def test_solves_keep_openblas_on_one_thread_and_give_its_count_back(monkeypatch)
     if ONE_BLAS_THREAD._count is None:
         pytest.skip("scipy's OpenBLAS here is not a pip wheel's")
     get, set_count = ONE_BLAS_THREAD._count
-    seen, factor = [], cholesky._factor
+    seen, factor = [], cholesky.factor_nodes
 
     def factor_seeing_the_count(*args):
         seen.append(get())
@@ -305,7 +305,7 @@ def test_solves_keep_openblas_on_one_thread_and_give_its_count_back(monkeypatch)
         seen.append(get())
         return ok
 
-    monkeypatch.setattr(cholesky, "_factor", factor_seeing_the_count)
+    monkeypatch.setattr(cholesky, "factor_nodes", factor_seeing_the_count)
     image, mask = photo("astronaut")
     before = get()
     set_count(2)

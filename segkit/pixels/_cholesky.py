@@ -15,7 +15,7 @@ import numba as nb
 import numpy as np
 
 from ._blas import BLAS, ONE_BLAS_THREAD
-from ._fronts import _back_substitute, _factor
+from ._fronts import back_substitute, factor_nodes
 from .cores import MATTING_THREADS, pool_one_core_each
 
 # Subtrees factorised again go in this many spans: more, smaller ones hold less memory at once.
@@ -75,15 +75,15 @@ def solve(indptr, indices, data, b, starts, ends, kid_ptr, kids, threads=None, b
     x = np.zeros(len(b))
 
     def subtree(k, rows, out, keep=-1):
-        return _factor(*system, rows, out, first[k], k, no_skip, external, handover, handover_ptr, keep, *blas)
+        return factor_nodes(*system, rows, out, first[k], k, no_skip, external, handover, handover_ptr, keep, *blas)
 
     def redo(span):  # factor the nodes not kept in span again, keeping their rows, and back-substitute them
         lo, hi = span
         again = np.zeros(nodes, np.bool_)
         again[lo:hi + 1] = ~kept[lo:hi + 1]
         rows, out = rows_for(again)
-        ok = _factor(*system, rows, out, lo, hi, kept, no_external, handover, handover_ptr, -1, *blas)
-        _back_substitute(starts, ends, border_ptr, border_idx, rows, out, x, lo, hi)
+        ok = factor_nodes(*system, rows, out, lo, hi, kept, no_external, handover, handover_ptr, -1, *blas)
+        back_substitute(starts, ends, border_ptr, border_idx, rows, out, x, lo, hi)
         return ok
 
     with ONE_BLAS_THREAD, pool_one_core_each(threads, "segkit-solve") as pool:
@@ -91,14 +91,14 @@ def solve(indptr, indices, data, b, starts, ends, kid_ptr, kids, threads=None, b
             ok = subtree(nodes - 1, offsets, factors)
         else:
             ok = all(pool.map(lambda i: subtree(tasks[i], offsets, factors, keep=i), range(len(tasks))))
-            ok = ok and _factor(*system, offsets, factors, 0, nodes - 1, in_task, external, handover, handover_ptr,
+            ok = ok and factor_nodes(*system, offsets, factors, 0, nodes - 1, in_task, external, handover, handover_ptr,
                                 -1, *blas)
             handover = np.empty(0, precision)  # the fronts are assembled: free them before the back substitution
         if not ok:
             return None
         # the subtrees' ancestors first, then the subtrees side by side: a node's x reads only its ancestors'
-        _back_substitute(starts, ends, border_ptr, border_idx, np.where(in_task, -1, offsets), factors, x, 0, nodes - 1)
-        list(pool.map(lambda k: _back_substitute(starts, ends, border_ptr, border_idx, offsets, factors, x, first[k], k),
+        back_substitute(starts, ends, border_ptr, border_idx, np.where(in_task, -1, offsets), factors, x, 0, nodes - 1)
+        list(pool.map(lambda k: back_substitute(starts, ends, border_ptr, border_idx, offsets, factors, x, first[k], k),
                       tasks))
         factors = None  # read no more: free the kept rows before the rest is factorised again
         if recompute and not all(pool.map(redo, redone)):

@@ -8,8 +8,8 @@ from numba.typed import List
 
 
 @nb.njit(cache=True, nogil=True)
-def _factor(indptr, indices, data, b, starts, ends, kid_ptr, kids, parent, border_ptr, border_idx, offsets, factors,
-            first, last, skip, external, handover, handover_ptr, keep, potrf, trsm, syrk):
+def factor_nodes(indptr, indices, data, b, starts, ends, kid_ptr, kids, parent, border_ptr, border_idx, offsets,
+                 factors, first, last, skip, external, handover, handover_ptr, keep, potrf, trsm, syrk):
     """Multifrontal Cholesky of nodes first..last (postorder): each node
     assembles a dense front from A and its children's Schur complements,
     eliminates its own variables with LAPACK/BLAS and passes its Schur complement up. The front's
@@ -117,7 +117,7 @@ def _extend_add(own, schur, update, to, run_end):
 
 
 @nb.njit(cache=True, nogil=True)
-def _back_substitute(starts, ends, border_ptr, border_idx, offsets, factors, x, first, last):
+def back_substitute(starts, ends, border_ptr, border_idx, offsets, factors, x, first, last):
     """x for nodes last..first with kept rows (the forward solve already sits
     in their last column); later variables must be solved already."""
     for k in range(last, first - 1, -1):
