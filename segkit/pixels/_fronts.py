@@ -88,9 +88,10 @@ def factor_nodes(indptr, indices, data, b, starts, ends, kid_ptr, kids, parent, 
 def _extend_add(own, schur, update, to, run_end):
     """Add a child's Schur complement `update` (its upper triangle, and the right-hand side's
     column last) into the rows and columns `to` of the front: its first rows are `own`, the rest
-    `schur`. `to` ascends, mostly in runs of consecutive places: each row adds run by run, as
-    vectors (a scalar scatter took twice as long), each element in the same order, so the sums
-    do not change."""
+    `schur`. `to` ascends, mostly in runs of consecutive places: each row adds run by run through
+    two array views, which numba vectorises (an index per element keeps the loop scalar, several
+    times slower: bench/RESULTS.md). Each element is added in the same order, so the sums do not
+    change."""
     length, nv = to.shape[0], own.shape[0]
     runs = 0
     for j in range(1, length + 1):
