@@ -8,7 +8,7 @@ image, while rembg's trimaps leave only a few percent of the pixels unknown:
   pixels only, with the known pixels folded into the right-hand side.
   ``_cholesky`` solves it.
 * ``erode`` makes rembg's trimap.
-* ``neighbourhood`` + ``fb_level`` run pymatting's ``estimate_foreground_ml``
+* ``neighbourhood`` + ``fb_start`` + ``fb_sweep`` run pymatting's ``estimate_foreground_ml``
   update on the pixels near the band instead of the whole image.
 """
 
@@ -234,21 +234,6 @@ def neighbourhood(ys, xs, radius, height, width):
                 ry[j], rx[j] = y + y0, x + x0
                 j += 1
     return ay, ax, ry, rx
-
-
-@nb.njit(cache=True, nogil=True)
-def fb_level(image, alpha, rows, cols, coarse_fg, coarse_bg, ay, ax, ry, rx,
-             iterations, regularization, gradient_weight):
-    """One finer level of pymatting's estimate_foreground_ml on the active
-    pixels (ay, ax): the level's pixel (y, x) samples the full uint8 image and
-    float32 alpha at (rows[y], cols[x]); fg/bg start as ``fb_start`` sets them,
-    then Gauss-Seidel sweeps (``fb_sweep``)."""
-    fg = np.empty((rows.shape[0], cols.shape[0], 3), np.float32)
-    bg = np.empty((rows.shape[0], cols.shape[0], 3), np.float32)
-    fb_start(fg, bg, coarse_fg, coarse_bg, ry, rx, 0, ry.shape[0])
-    for _ in range(iterations):
-        fb_sweep(image, alpha, rows, cols, fg, bg, ay, ax, 0, ay.shape[0], regularization, gradient_weight)
-    return fg, bg
 
 
 @nb.njit(cache=True, nogil=True)

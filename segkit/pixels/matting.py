@@ -180,13 +180,15 @@ def _estimate_foreground(image, alpha, ys, xs, out, radius=3, coarse_side=256):
 
 
 def _two_sweeps(image, alpha, rows, cols, coarse_fg, coarse_bg, ay, ax, ry, rx):
-    """A finer level: ``kernels.fb_level`` with its two Gauss-Seidel sweeps, on large levels the
+    """A finer level: ``_level`` with its two Gauss-Seidel sweeps, on large levels the
     second on another core, a run of rows behind the first. It starts a run only once the first
     has finished the next one, and the first never reads a run the second has reached, so every
     pixel reads what it would one sweep after the other: the same colours."""
+    n, ring = len(ay), len(ry)
+    if MATTING_THREADS < 2 or n < SIDE_BY_SIDE_PIXELS:
+        return _level(image, alpha, rows, cols, coarse_fg, coarse_bg, ay, ax, ry, rx, 2)
     fg = np.empty((len(rows), len(cols), 3), np.float32)
     bg = np.empty_like(fg)
-    n, ring = len(ay), len(ry)
 
     def start(first, last):
         kernels.fb_start(fg, bg, coarse_fg, coarse_bg, ry, rx, first, last)
@@ -194,11 +196,6 @@ def _two_sweeps(image, alpha, rows, cols, coarse_fg, coarse_bg, ay, ax, ry, rx):
     def sweep(first, last):
         kernels.fb_sweep(image, alpha, rows, cols, fg, bg, ay, ax, first, last, 1e-5, 1.0)
 
-    if MATTING_THREADS < 2 or n < SIDE_BY_SIDE_PIXELS:
-        start(0, ring)
-        sweep(0, n)
-        sweep(0, n)
-        return fg, bg
     # runs of whole rows (ay ascends), so that a pixel's neighbours lie in its run or the next
     edges = np.unique(np.append(np.searchsorted(ay, ay[np.linspace(0, n - 1, SWEEP_RUNS).astype(np.int64)]), n))
     runs = list(zip(edges[:-1], edges[1:]))
@@ -225,6 +222,20 @@ def _two_sweeps(image, alpha, rows, cols, coarse_fg, coarse_bg, ay, ax, ry, rx):
     return fg, bg
 
 
+def _level(image, alpha, rows, cols, coarse_fg, coarse_bg, ay, ax, ry, rx, iterations):
+    """One level of pymatting's estimate_foreground_ml on the active pixels (ay, ax): the level's
+    pixel (y, x) samples the full uint8 image and float32 alpha at (rows[y], cols[x]); fg/bg start
+    at the ring pixels (ry, rx) as ``kernels.fb_start`` sets them, then Gauss-Seidel sweeps, one
+    after the other. Every level goes through the same two kernels, so warming them up once covers
+    the coarse levels, the small finer ones and the large ones split over two cores."""
+    fg = np.empty((len(rows), len(cols), 3), np.float32)
+    bg = np.empty_like(fg)
+    kernels.fb_start(fg, bg, coarse_fg, coarse_bg, ry, rx, 0, len(ry))
+    for _ in range(iterations):
+        kernels.fb_sweep(image, alpha, rows, cols, fg, bg, ay, ax, 0, len(ay), 1e-5, 1.0)
+    return fg, bg
+
+
 def _foreground_ml(image, alpha, rows, cols, small_size=32):
     """pymatting's estimate_foreground_ml (its defaults, return_background=True)
     on the image sampled at (rows, cols): its pyramid from 1x1 up, every pixel
@@ -235,8 +246,8 @@ def _foreground_ml(image, alpha, rows, cols, small_size=32):
     for i in range(levels + 1):
         h, w = round(h0 ** (i / levels)), round(w0 ** (i / levels))
         ay, ax = (a.ravel() for a in np.mgrid[0:h, 0:w])
-        fg, bg = kernels.fb_level(image, alpha, rows[np.arange(h) * h0 // h], cols[np.arange(w) * w0 // w],
-                                  fg, bg, ay, ax, ay, ax, 10 if max(h, w) <= small_size else 2, 1e-5, 1.0)
+        fg, bg = _level(image, alpha, rows[np.arange(h) * h0 // h], cols[np.arange(w) * w0 // w],
+                        fg, bg, ay, ax, ay, ax, 10 if max(h, w) <= small_size else 2)
     return fg, bg
 
 
@@ -246,11 +257,11 @@ matte = alpha_matting_fast
 
 def warm_up() -> None:
     """Compile (or load from numba's cache) the matting kernels for the array types requests pass them:
-    a small disc whose soft edge is wide enough for a solve split over threads, the float64
-    solve that takes over where float32 is not positive definite, and the colours' finer levels."""
+    a small disc whose soft edge is wide enough for a solve split over threads, and the float64
+    solve that takes over where float32 is not positive definite. Its colours' levels type the
+    same two kernels as every finer level (``_level``)."""
     yy, xx = np.mgrid[0:64, 0:80]
     image = np.dstack([yy * 4, xx * 3, (yy + xx) * 2]).astype(np.uint8)
     mask = np.clip((24 - np.hypot(yy - 32, xx - 40)) * 20 + 128, 0, 255).astype(np.uint8)
     alpha_matting_fast(image, mask, 240, 10, 1)
-    alpha, ys, xs, _ = _solve_alpha(image, make_trimap(mask, 240, 10, 1), precisions=(np.float64,))
-    _estimate_foreground(image, alpha, ys, xs, np.zeros((64, 80, 4), np.uint8), coarse_side=16)  # finer levels
+    _solve_alpha(image, make_trimap(mask, 240, 10, 1), precisions=(np.float64,))
