@@ -1,6 +1,6 @@
 """Gathered network runs (the GPU batch path) against the network alone, one run per image and batched.
 
-    .venv/bin/python -m bench.batch_bench [--photos 64] [--batch 16] [--repeat 2]
+    .venv/bin/python -m bench.batch_bench [--photos 64] [--batch 16] [--repeat 2] [--timeline]
 
 Photos of 0.75-1.25 MP (scikit-image's, resized). "network, one per run" is the
 pooled session on prepared inputs; "network, batched" is the same model with a
@@ -8,7 +8,9 @@ free batch size, ``--batch`` inputs per run; "process(), one at a time" and
 "process(), gathered" are the whole pipeline with ``SEGKIT_NETWORK_BATCH`` at 1
 and at ``--batch``. On a GPU the target is gathered >= 80% of the batched
 network; on the CPU gathering is off by default and this row shows why.
-Contenders alternate; the best of ``--repeat`` rounds is kept.
+Contenders alternate; the best of ``--repeat`` rounds is kept. ``--timeline`` then
+splits gathered passes into the wait for the first run, each run, the gaps between
+runs and the tail after the last: where a batch loses time against the network's own.
 """
 
 from __future__ import annotations
@@ -21,10 +23,10 @@ import numpy as np
 from PIL import Image
 
 import segkit
-from segkit.models.batching import with_batch_axis
+from segkit.models.batching import SessionStandIn, with_batch_axis
 from segkit.models.lookup import get_model
 from segkit.models.predict import model_input
-from segkit.models.sessions import POOL, build_session
+from segkit.models.sessions import POOL, build_session, session_for
 
 
 def photos(count: int) -> list[Image.Image]:
@@ -45,12 +47,49 @@ def rate(fn, count: int) -> float:
     return count / (time.perf_counter() - start)
 
 
+class _TimedRuns(SessionStandIn):
+    """The free-batch session, noting when each run starts and ends."""
+
+    def __init__(self, session, spans: list):
+        self.session, self.spans = session, spans
+
+    def _timed(self, call, *args):
+        start = time.perf_counter()
+        result = call(*args)
+        self.spans.append((start, time.perf_counter()))
+        return result
+
+    def run(self, *args):
+        return self._timed(self.session.run, *args)
+
+    def run_with_iobinding(self, *args):
+        return self._timed(self.session.run_with_iobinding, *args)
+
+
+def timeline(images: list, model: str, passes: int = 5) -> None:
+    """Gathered passes on a warm session, fastest first, in ms."""
+    session, spans, lines = session_for(get_model(model)), [], []
+    session._free = _TimedRuns(session._free, spans)
+    for _ in range(passes):
+        spans.clear()
+        start = time.perf_counter()
+        segkit.process(images, model=model)
+        end = time.perf_counter()
+        ms = [(a - start) * 1000 for span in spans for a in span] + [(end - start) * 1000]
+        lines.append((ms[-1], f"| {len(images) / (end - start):.0f} img/s | {ms[0]:.1f} | "
+                      + " / ".join(f"{ms[i + 1] - ms[i]:.1f}" for i in range(0, len(ms) - 1, 2)) + " | "
+                      + " / ".join(f"{ms[i + 1] - ms[i]:.1f}" for i in range(1, len(ms) - 2, 2)) + f" | {ms[-1] - ms[-2]:.1f} |"))
+    print("\n| gathered pass | to the first run | runs | gaps | after the last run |\n|---|---|---|---|---|")
+    print("\n".join(line for _, line in sorted(lines)))
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="u2netp")
     parser.add_argument("--photos", type=int, default=64)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--timeline", action="store_true", help="then time the parts of gathered passes")
     args = parser.parse_args(argv)
     spec, images = get_model(args.model), photos(args.photos)
     path = segkit.download(args.model)
@@ -77,7 +116,6 @@ def main(argv=None) -> None:
             best[key] = max(best[key], rate(fn, len(images)))
         best["process(), one at a time"] = max(best["process(), one at a time"], rate(pipeline(1), len(images)))
         best["process(), gathered"] = max(best["process(), gathered"], rate(pipeline(args.batch), len(images)))
-    os.environ.pop("SEGKIT_NETWORK_BATCH")
     print(f"# {args.model}, {segkit.device()}, {os.cpu_count()} cores, {args.photos} photos of 0.75-1.25 MP, "
           f"{args.batch} per batched run, best of {args.repeat}")
     print("| " + " | ".join(best) + " | gathered / batched network | gathered / one at a time |")
@@ -85,6 +123,9 @@ def main(argv=None) -> None:
     print("| " + " | ".join(f"{value:.1f} img/s" for value in best.values()) +
           f" | {best['process(), gathered'] / best['network, batched']:.2f} "
           f"| {best['process(), gathered'] / best['process(), one at a time']:.2f}x |")
+    if args.timeline:  # the session pipeline(args.batch) left, gathering
+        timeline(images, args.model)
+    os.environ.pop("SEGKIT_NETWORK_BATCH")
 
 
 if __name__ == "__main__":

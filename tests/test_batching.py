@@ -17,7 +17,7 @@ from onnx import TensorProto, helper
 
 import segkit
 from segkit.models import batching
-from segkit.models.batching import BatchingSession, _padded, batched_session, batches_faithfully, with_batch_axis
+from segkit.models.batching import BatchingSession, batched_session, batches_faithfully, with_batch_axis
 from segkit.models.lookup import get_model
 from segkit.models.sessions import POOL, session_for
 
@@ -123,6 +123,7 @@ def test_each_session_runs_one_batch_size_and_one_run_at_a_time(fill_up, monkeyp
         for thread in threads:
             thread.join(timeout=30)
     session.run(None, {"image": inputs[0]})  # nobody expected: alone, on the file's own session
+    assert len(free.sizes) == 3  # 4, 4 and 3 inputs: no run failed and fell back to one input a run
     if fill_up:
         assert set(free.sizes) == {4}
     else:  # only the inputs themselves, no zeros
@@ -324,11 +325,24 @@ def test_an_interrupted_run_leaves_no_caller_waiting():
 
 
 def test_a_gathered_batch_is_its_inputs_in_order_then_zeros():
-    """``_padded`` copies through memoryviews (bench/RESULTS.md, GPU): the same array numpy's
-    concatenate gives, filled up with zeros to the run's size."""
+    """Each call's input is copied into its slot as it comes, through memoryviews (bench/RESULTS.md,
+    GPU): the batch is the array numpy's concatenate gives, strided inputs too, and the slots no call
+    took are zeros even where the batch's memory held an earlier batch (blocks are lent again)."""
     inputs = _inputs(3)
-    batch = _padded(inputs, 5)
-    assert batch.shape == (5, *inputs[0].shape[1:]) and batch.dtype == inputs[0].dtype
-    assert np.array_equal(batch[:3], np.concatenate(inputs)) and not batch[3:].any()
-    assert np.array_equal(_padded(inputs, 0), np.concatenate(inputs))
-    assert np.array_equal(_padded([inputs[0][:, :, ::2].T.T], 1), inputs[0][:, :, ::2])  # a strided input
+    inputs[1] = np.asfortranarray(inputs[1])  # not C-contiguous
+    batch = batching._Batch("key", 5, locked=False)
+    batch.take(batching._Request(inputs[0]))
+    assert batch.inputs is None  # a lone input runs on its own: nothing copied
+    announced = batching._Batch("key", 5, locked=False, gathered=True)
+    announced.take(batching._Request(inputs[1]))  # more calls are announced: each copies its own
+    assert np.array_equal(announced.inputs[0], inputs[1][0])
+    batch.take(batching._Request(inputs[1]))
+    batch.inputs[2:] = 7  # what a block lent again may hold
+    batch.take(batching._Request(inputs[2]))
+    filled = batch.filled_up()
+    assert filled.shape == (5, *inputs[0].shape[1:]) and filled.dtype == inputs[0].dtype
+    assert np.array_equal(filled[:3], np.concatenate(inputs)) and not filled[3:].any()
+    assert all(request.tensor is tensor for request, tensor in zip(batch.requests, inputs))
+    for tensor in inputs[:2]:  # a full batch has no slot left to fill
+        batch.take(batching._Request(tensor))
+    assert np.array_equal(batch.filled_up(), np.concatenate(inputs + inputs[:2]))

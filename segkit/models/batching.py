@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import settings
+from .pinned import BLOCKS
 
 log = logging.getLogger("segkit")
 LINGER_SECONDS = 0.02  # longest a gathered run waits for the images its runner still expects
@@ -81,26 +82,52 @@ def batches_faithfully(session, tolerance: float = 1e-4) -> bool:
         for i in range(2))
 
 
-def _padded(tensors: list[np.ndarray], size: int) -> np.ndarray:
-    """The inputs as one batch, filled up with zeros to ``size`` inputs where they are fewer.
-
-    Copied through memoryviews, which keep the GIL: numpy frees and takes it back for each input,
-    and each take-back can wait a switch interval (5 ms) while the image threads run, with the
-    GPU idle until this batch is made (bench/RESULTS.md, GPU)."""
-    count = sum(len(tensor) for tensor in tensors)
-    batch = np.empty((max(size, count), *tensors[0].shape[1:]), tensors[0].dtype)
-    into, start = memoryview(batch).cast("B"), 0
-    for tensor in tensors:
-        part = memoryview(np.ascontiguousarray(tensor, batch.dtype)).cast("B")
-        into[start:start + part.nbytes] = part
-        start += part.nbytes
-    into[start:] = bytes(len(into) - start)
-    return batch
+def _host_array(shape: tuple, dtype, locked: bool) -> np.ndarray:
+    """An array for a run's inputs or outputs: page-locked where ``locked`` asks and CUDA's runtime
+    lends a block, since the bus copies those without the host's staging copy, which on a GPU host
+    competed with the batch's own pixel work (bench/RESULTS.md, GPU)."""
+    block = BLOCKS.array((int(np.prod(shape)) * np.dtype(dtype).itemsize,)) if locked else None
+    return np.empty(shape, dtype) if block is None else block.view(dtype).reshape(shape)
 
 
 class _Request:
     def __init__(self, tensor: np.ndarray):
         self.tensor, self.result = tensor, Future()
+
+
+class _Batch:
+    """Calls with inputs of one shape that run together. Each input is copied into its slot as its
+    call arrives, while the run before is still going, so that a run starts without first copying
+    the whole batch while the GPU waits (bench/RESULTS.md, GPU). The slots are made by the first call
+    where a runner has announced more (``gathered``), else when a second call comes: a lone input
+    runs as it is."""
+
+    def __init__(self, key, capacity: int, locked: bool, gathered: bool = False):
+        self.key, self.capacity, self.locked, self.gathered = key, capacity, locked, gathered
+        self.requests: list[_Request] = []
+        self.inputs: np.ndarray | None = None
+
+    def take(self, request: _Request) -> None:
+        if self.inputs is None and self.capacity > 1 and (self.gathered or self.requests):
+            first = (self.requests + [request])[0].tensor
+            self.inputs = _host_array((self.capacity, *first.shape[1:]), first.dtype, self.locked)
+            if self.requests:
+                self._copy(0, first)
+        if self.inputs is not None:
+            self._copy(len(self.requests), request.tensor)
+        self.requests.append(request)
+
+    def _copy(self, slot: int, tensor: np.ndarray) -> None:
+        """Through memoryviews, which keep the GIL, where numpy's copies free it and take it back: a
+        take-back can wait a switch interval (5 ms) while the image threads run, here with the batches' lock held."""
+        memoryview(self.inputs[slot]).cast("B")[:] = memoryview(np.ascontiguousarray(tensor[0], self.inputs.dtype)).cast("B")
+
+    def filled_up(self) -> np.ndarray:
+        """The inputs, the slots no call took set to zeros."""
+        if len(self.requests) < self.capacity:
+            empty = memoryview(self.inputs[len(self.requests):]).cast("B")
+            empty[:] = bytes(len(empty))
+        return self.inputs
 
 
 class SessionStandIn:
@@ -118,25 +145,27 @@ class BatchingSession(SessionStandIn):
     threads, and calls waiting together run as one (at most ``max_batch`` inputs of a shape).
 
     The first caller to find no one gathering gathers: while more calls are still to come
-    (``expecting``) it waits for them, at most ``LINGER_SECONDS``, then runs what has come;
+    (``expecting``) it waits for them, at most ``LINGER_SECONDS``, then runs the first batch;
     callers arriving meanwhile wait for its run, and those arriving during it gather the
     next. Without a runner nothing is to come, and each call runs at once.
 
-    A lone input runs on ``session`` (the file's own), a gathered group on the free-batch one,
+    A lone input runs on ``session`` (the file's own), a gathered batch on the free-batch one,
     one run at a time: runs at once only add up their memory. With ``fill_up`` (on a GPU) each
-    group is filled up to ``max_batch``, so each session sees one batch size: a CUDA session
+    batch is filled up to ``max_batch``, so each session sees one batch size: a CUDA session
     whose runs change size redoes its convolutions' setup each time, several times a run's own
-    cost (bench/RESULTS.md, GPU). On the CPU the zeros would cost their full share of a run."""
+    cost (bench/RESULTS.md, GPU). On the CPU the zeros would cost their full share of a run.
+    On a GPU the batches' inputs and first outputs also sit in page-locked memory."""
 
     def __init__(self, session, max_batch: int, batched=None, fill_up: bool = False):
         self.session, self.max_batch = session, max_batch
         self._batched = batched  # makes the free-batch session (or None) when a first batch comes
-        self._free = None if batched else session  # runs the gathered groups
+        self._free = None if batched else session  # runs the gathered batches
         self._per_run = 1 if batched else max_batch  # the file's own session takes one image a run
         self._fill_up = fill_up
         self._one_run = threading.Lock()
         self._upgrading = threading.Lock()
-        self._waiting: list[_Request] = []
+        self._queue: list[_Batch] = []  # batches to run, oldest first
+        self._open: dict[object, _Batch] = {}  # per input shape, the batch still taking calls
         self._changed = threading.Condition()
         self._gathering = False
         self._to_come = 0  # calls a runner announced that have not arrived yet
@@ -177,7 +206,7 @@ class BatchingSession(SessionStandIn):
         (name, tensor), = feed.items()
         request = _Request(tensor)
         with self._changed:
-            self._waiting.append(request)
+            self._join_batch(request)
             self._to_come = max(0, self._to_come - 1)
             self._changed.notify_all()
             lead, self._gathering = not self._gathering, True
@@ -186,56 +215,86 @@ class BatchingSession(SessionStandIn):
                 lead = self._gather_and_run(output_names, name)
         return request.result.result()
 
+    def _join_batch(self, request: _Request) -> None:
+        """Into the open batch of its input's shape, or a new one; an input of several images runs alone."""
+        tensor = request.tensor
+        key = (tensor.shape, tensor.dtype.str) if tensor.shape[0] == 1 else id(request)
+        batch = self._open.get(key)
+        if batch is not None and len(batch.requests) < batch.capacity:
+            batch.take(request)
+            return
+        batch = _Batch(key, self._per_run if tensor.shape[0] == 1 else 1, locked=self._fill_up, gathered=self._runners > 0)
+        batch.take(request)  # before the batch is listed: a copy that fails leaves nothing behind
+        self._open[key] = batch
+        self._queue.append(batch)
+
     def _gather_and_run(self, output_names, name: str) -> bool:
-        """Run one gathered batch; True if callers were left waiting with no one gathering."""
+        """Run the oldest batch; True if batches were left waiting with no one gathering."""
         deadline = time.monotonic() + LINGER_SECONDS
         with self._changed:
-            while (len(self._waiting) < self._per_run and self._to_come
+            while (sum(len(batch.requests) for batch in self._queue) < self._per_run and self._to_come
                    and (left := deadline - time.monotonic()) > 0):
                 self._changed.wait(left)
-            taken, self._waiting = self._waiting[:self._per_run], self._waiting[self._per_run:]
-            again = self._gathering = bool(self._waiting)  # over a run's worth came: this caller runs the rest next
-        by_shape: dict[object, list[_Request]] = {}
-        for request in taken:  # inputs of one image each and the same shape run together
-            key = request.tensor.shape if request.tensor.shape[0] == 1 else id(request)
-            by_shape.setdefault(key, []).append(request)
+            if not self._queue:  # an interrupt failed the batches this caller had come to run
+                return False
+            batch = self._queue.pop(0)
+            if self._open.get(batch.key) is batch:
+                del self._open[batch.key]
+            again = self._gathering = bool(self._queue)  # more came: this caller runs them next
         try:
-            for group in by_shape.values():
-                self._run_group(output_names, name, group)
-        except BaseException as exc:  # an interrupt in one group's run: nobody is left waiting for ever
+            self._run_batch(output_names, name, batch)
+        except BaseException as exc:  # an interrupt in a run: nobody is left waiting for ever
             with self._changed:
-                left, self._waiting, self._gathering = self._waiting, [], False
-            for request in taken + left:
+                left = [request for queued in self._queue for request in queued.requests]
+                self._queue, self._open, self._gathering = [], {}, False
+            for request in batch.requests + left:
                 if not request.result.done():
                     request.result.set_exception(exc)
             raise
         return again
 
-    def _run_group(self, output_names, name: str, group: list[_Request]) -> None:
-        """One run for the group; if it fails (a GPU short of memory for the whole batch, say),
+    def _run_batch(self, output_names, name: str, batch: _Batch) -> None:
+        """One run for the batch; if it fails (a GPU short of memory for the whole batch, say),
         each input runs alone, so only an input that fails by itself fails."""
+        requests = batch.requests
         try:
-            if len(group) == 1:
-                outputs = self.session.run(output_names, {name: group[0].tensor})
+            if len(requests) == 1:
+                outputs = self.session.run(output_names, {name: requests[0].tensor})
             else:
-                tensor = _padded([request.tensor for request in group], self.max_batch if self._fill_up else 0)
-                outputs = self._free.run(output_names, {name: tensor})
+                inputs = batch.filled_up() if self._fill_up else batch.inputs[:len(requests)]
+                outputs = self._run_free(output_names, name, inputs)
         except BaseException as exc:  # noqa: BLE001 - onnxruntime raises several unrelated types
             if not isinstance(exc, Exception):  # an interrupt: nobody waits for ever
-                for request in group:
+                for request in requests:
                     request.result.set_exception(exc)
                 raise
-            if len(group) > 1:
-                log.warning("a gathered run of %d failed (%s); running them one by one", len(group), str(exc)[:200])
-                for request in group:
-                    self._run_group(output_names, name, [request])
-            else:
-                group[0].result.set_exception(exc)
+            if len(requests) == 1:
+                requests[0].result.set_exception(exc)
+                return
+            log.warning("a gathered run of %d failed (%s); running them one by one", len(requests), str(exc)[:200])
+            for request in requests:
+                alone = _Batch(id(request), 1, locked=False)
+                alone.requests.append(request)
+                self._run_batch(output_names, name, alone)
             return
         with self._changed:
             self.runs += 1
-        if len(group) == 1:
-            group[0].result.set_result(outputs)
+        if len(requests) == 1:
+            requests[0].result.set_result(outputs)
             return
-        for i, request in enumerate(group):
-            request.result.set_result([np.ascontiguousarray(out[i:i + 1]) for out in outputs])
+        for i, request in enumerate(requests):  # views: the batch's outputs live while an image uses its own
+            request.result.set_result([out[i:i + 1] for out in outputs])
+
+    def _run_free(self, output_names, name: str, inputs: np.ndarray) -> list:
+        """The free-batch session's run; on a GPU a lone first output comes down into page-locked memory."""
+        first = self._free.get_outputs()[0] if self._fill_up and output_names and len(output_names) == 1 else None
+        shape = (len(inputs), *first.shape[1:]) if first is not None else ()
+        if (first is None or output_names[0] != first.name or first.type != "tensor(float)"
+                or not all(isinstance(size, int) for size in shape)):
+            return self._free.run(output_names, {name: inputs})
+        out = _host_array(shape, np.float32, locked=True)
+        binding = self._free.io_binding()
+        binding.bind_cpu_input(name, inputs)
+        binding.bind_output(first.name, "cpu", 0, out.dtype, out.shape, out.ctypes.data)
+        self._free.run_with_iobinding(binding)
+        return [out]
