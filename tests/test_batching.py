@@ -333,7 +333,7 @@ def test_a_gathered_batch_is_its_inputs_in_order_then_zeros():
     batch = batching._Batch("key", 5, locked=False)
     batch.take(batching._Request(inputs[0]))
     assert batch.inputs is None  # a lone input runs on its own: nothing copied
-    announced = batching._Batch("key", 5, locked=False, gathered=True)
+    announced = batching._Batch("key", 5, locked=False, filling=True)
     announced.take(batching._Request(inputs[1]))  # more calls are announced: each copies its own
     assert np.array_equal(announced.inputs[0], inputs[1][0])
     batch.take(batching._Request(inputs[1]))
@@ -346,3 +346,5 @@ def test_a_gathered_batch_is_its_inputs_in_order_then_zeros():
     for tensor in inputs[:2]:  # a full batch has no slot left to fill
         batch.take(batching._Request(tensor))
     assert np.array_equal(batch.filled_up(), np.concatenate(inputs + inputs[:2]))
+    # a runner's batches fill where the model takes one input shape; images of many sizes may each run alone
+    assert BatchingSession(_RecordsRuns(), 4)._one_shape and not BatchingSession(_StopsOnSmallImages(), 4)._one_shape

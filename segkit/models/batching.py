@@ -99,16 +99,16 @@ class _Batch:
     """Calls with inputs of one shape that run together. Each input is copied into its slot as its
     call arrives, while the run before is still going, so that a run starts without first copying
     the whole batch while the GPU waits (bench/RESULTS.md, GPU). The slots are made by the first call
-    where a runner has announced more (``gathered``), else when a second call comes: a lone input
-    runs as it is."""
+    where the batch will fill (``filling``: a runner announced more calls, and the model takes inputs of
+    one shape), else when a second call comes: a lone input runs as it is."""
 
-    def __init__(self, key, capacity: int, locked: bool, gathered: bool = False):
-        self.key, self.capacity, self.locked, self.gathered = key, capacity, locked, gathered
+    def __init__(self, key, capacity: int, locked: bool, filling: bool = False):
+        self.key, self.capacity, self.locked, self.filling = key, capacity, locked, filling
         self.requests: list[_Request] = []
         self.inputs: np.ndarray | None = None
 
     def take(self, request: _Request) -> None:
-        if self.inputs is None and self.capacity > 1 and (self.gathered or self.requests):
+        if self.inputs is None and self.capacity > 1 and (self.filling or self.requests):
             first = (self.requests + [request])[0].tensor
             self.inputs = _host_array((self.capacity, *first.shape[1:]), first.dtype, self.locked)
             if self.requests:
@@ -162,6 +162,7 @@ class BatchingSession(SessionStandIn):
         self._free = None if batched else session  # runs the gathered batches
         self._per_run = 1 if batched else max_batch  # the file's own session takes one image a run
         self._fill_up = fill_up
+        self._one_shape = all(isinstance(size, int) for size in session.get_inputs()[0].shape[1:])
         self._one_run = threading.Lock()
         self._upgrading = threading.Lock()
         self._queue: list[_Batch] = []  # batches to run, oldest first
@@ -223,7 +224,8 @@ class BatchingSession(SessionStandIn):
         if batch is not None and len(batch.requests) < batch.capacity:
             batch.take(request)
             return
-        batch = _Batch(key, self._per_run if tensor.shape[0] == 1 else 1, locked=self._fill_up, gathered=self._runners > 0)
+        batch = _Batch(key, self._per_run if tensor.shape[0] == 1 else 1, locked=self._fill_up,
+                       filling=self._runners > 0 and self._one_shape)
         batch.take(request)  # before the batch is listed: a copy that fails leaves nothing behind
         self._open[key] = batch
         self._queue.append(batch)

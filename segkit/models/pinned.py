@@ -36,7 +36,7 @@ class Blocks:
     def __init__(self, budget: int = BUDGET_BYTES):
         self.budget, self.locked = budget, 0
         self._free: list[tuple[int, int]] = []  # (bytes, address)
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # a block can come back in a garbage collection that ``array`` set off
 
     def array(self, shape: tuple) -> Optional[np.ndarray]:
         """A uint8 array of ``shape`` in page-locked memory; None without CUDA's runtime or past the budget."""
