@@ -282,6 +282,32 @@ def test_many_threads_each_get_their_own_output_and_nobody_hangs(tmp_path):
         np.testing.assert_allclose(outputs[i], single.run(None, {"input.1": tensor})[0], atol=1e-6)
 
 
+def test_a_filled_up_run_brings_its_first_output_down_into_memory_it_lends(tmp_path, monkeypatch):
+    """On a GPU (``fill_up``) a gathered run's first output comes down through I/O binding into a lent
+    block, and each caller gets a view of its own row: the values of a run of its own (CPU provider here,
+    where the block is ordinary memory), and no run fell back to one input at a time."""
+    monkeypatch.setattr(batching, "LINGER_SECONDS", 10)  # a loaded machine starts a thread late; all come
+    path = tmp_path / "asymmetric.onnx"
+    onnx.save(asymmetric_model(16, channels=2), str(path))
+    single = ort.InferenceSession(str(path), providers=CPU)
+    session = BatchingSession(ort.InferenceSession(with_batch_axis(path), providers=CPU), max_batch=4, fill_up=True)
+    first = [session.get_outputs()[0].name]
+    inputs = _inputs(7, size=16)
+    outputs: dict[int, list] = {}
+    with session.expecting(len(inputs)):
+        threads = [threading.Thread(target=lambda i=i: outputs.update({i: session.run(first, {"input.1": inputs[i]})}))
+                   for i in range(len(inputs))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+    assert sorted(outputs) == list(range(len(inputs))) and session.runs == 2  # 4 and 3 (filled up to 4)
+    for i, tensor in enumerate(inputs):
+        (got,) = outputs[i]
+        assert got.shape == (1, 2, 16, 16) and isinstance(got.base, np.ndarray)  # a row of the run's output
+        np.testing.assert_allclose(got, single.run(first, {"input.1": tensor})[0], atol=1e-6)
+
+
 class _Interrupted(BaseException):
     """Stands for a KeyboardInterrupt or SystemExit inside a run (not an onnxruntime error)."""
 
