@@ -74,13 +74,18 @@ def timeline(images: list, model: str, passes: int = 5) -> None:
         spans.clear()
         start = time.perf_counter()
         segkit.process(images, model=model)
-        end = time.perf_counter()
-        ms = [(a - start) * 1000 for span in spans for a in span] + [(end - start) * 1000]
-        lines.append((ms[-1], f"| {len(images) / (end - start):.0f} img/s | {ms[0]:.1f} | "
-                      + " / ".join(f"{ms[i + 1] - ms[i]:.1f}" for i in range(0, len(ms) - 1, 2)) + " | "
-                      + " / ".join(f"{ms[i + 1] - ms[i]:.1f}" for i in range(1, len(ms) - 2, 2)) + f" | {ms[-1] - ms[-2]:.1f} |"))
+        total = (time.perf_counter() - start) * 1000
+        marks = [(moment - start) * 1000 for span in spans for moment in span]  # each run's start and end
+        runs = [marks[i + 1] - marks[i] for i in range(0, len(marks), 2)]
+        gaps = [marks[i + 1] - marks[i] for i in range(1, len(marks) - 1, 2)]
+        lines.append((total, f"| {len(images) / total * 1000:.0f} img/s | {marks[0]:.1f} | {_joined(runs)} "
+                             f"| {_joined(gaps)} | {total - marks[-1]:.1f} |"))
     print("\n| gathered pass | to the first run | runs | gaps | after the last run |\n|---|---|---|---|---|")
     print("\n".join(line for _, line in sorted(lines)))
+
+
+def _joined(values: list[float]) -> str:
+    return " / ".join(f"{value:.1f}" for value in values)
 
 
 def main(argv=None) -> None:

@@ -373,4 +373,5 @@ def test_a_gathered_batch_is_its_inputs_in_order_then_zeros():
         batch.take(batching._Request(tensor))
     assert np.array_equal(batch.filled_up(), np.concatenate(inputs + inputs[:2]))
     # a runner's batches fill where the model takes one input shape; images of many sizes may each run alone
-    assert BatchingSession(_RecordsRuns(), 4)._one_shape and not BatchingSession(_StopsOnSmallImages(), 4)._one_shape
+    assert BatchingSession(_RecordsRuns(), 4)._one_shape
+    assert not BatchingSession(_StopsOnSmallImages(), 4)._one_shape

@@ -84,8 +84,8 @@ def batches_faithfully(session, tolerance: float = 1e-4) -> bool:
 
 def _host_array(shape: tuple, dtype, locked: bool) -> np.ndarray:
     """An array for a run's inputs or outputs: page-locked where ``locked`` asks and CUDA's runtime
-    lends a block, since the bus copies those without the host's staging copy, which on a GPU host
-    competed with the batch's own pixel work (bench/RESULTS.md, GPU)."""
+    lends a block, since the bus copies those directly, where ordinary memory first goes through a
+    page-locked buffer of the driver's; a gathered batch's runs were faster so (bench/RESULTS.md, GPU)."""
     block = BLOCKS.array((int(np.prod(shape)) * np.dtype(dtype).itemsize,)) if locked else None
     return np.empty(shape, dtype) if block is None else block.view(dtype).reshape(shape)
 
@@ -109,7 +109,7 @@ class _Batch:
 
     def take(self, request: _Request) -> None:
         if self.inputs is None and self.capacity > 1 and (self.filling or self.requests):
-            first = (self.requests + [request])[0].tensor
+            first = self.requests[0].tensor if self.requests else request.tensor
             self.inputs = _host_array((self.capacity, *first.shape[1:]), first.dtype, self.locked)
             if self.requests:
                 self._copy(0, first)
@@ -119,8 +119,10 @@ class _Batch:
 
     def _copy(self, slot: int, tensor: np.ndarray) -> None:
         """Through memoryviews, which keep the GIL, where numpy's copies free it and take it back: a
-        take-back can wait a switch interval (5 ms) while the image threads run, here with the batches' lock held."""
-        memoryview(self.inputs[slot]).cast("B")[:] = memoryview(np.ascontiguousarray(tensor[0], self.inputs.dtype)).cast("B")
+        take-back can wait a switch interval (5 ms) while the image threads run, here with the batches'
+        lock held."""
+        source = np.ascontiguousarray(tensor[0], self.inputs.dtype)
+        memoryview(self.inputs[slot]).cast("B")[:] = memoryview(source).cast("B")
 
     def filled_up(self) -> np.ndarray:
         """The inputs, the slots no call took set to zeros."""
