@@ -162,6 +162,9 @@ def test_locked_blocks_are_lent_again_once_their_arrays_are_gone_and_stay_within
     del first
     again = blocks.array((5, 100))
     assert again is not None and memory.allocations == 2 and np.asarray(held).shape == (10, 100)
+    del again
+    floats = blocks.array((2, 100), np.float32)  # 800 bytes: the freed 1000-byte block, read as floats
+    assert floats.dtype == np.float32 and floats.shape == (2, 100) and memory.allocations == 2
     monkeypatch.setattr(pinned, "cuda_runtime", lambda: None)
     assert pinned.Blocks().array((4, 4)) is None  # without CUDA's runtime
 

@@ -86,8 +86,8 @@ def _host_array(shape: tuple, dtype, locked: bool) -> np.ndarray:
     """An array for a run's inputs or outputs: page-locked where ``locked`` asks and CUDA's runtime
     lends a block, since the bus copies those directly, where ordinary memory first goes through a
     page-locked buffer of the driver's; a gathered batch's runs were faster so (bench/RESULTS.md, GPU)."""
-    block = BLOCKS.array((int(np.prod(shape)) * np.dtype(dtype).itemsize,)) if locked else None
-    return np.empty(shape, dtype) if block is None else block.view(dtype).reshape(shape)
+    block = BLOCKS.array(shape, dtype) if locked else None
+    return np.empty(shape, dtype) if block is None else block
 
 
 class _Request:
@@ -278,7 +278,7 @@ class BatchingSession(SessionStandIn):
             log.warning("a gathered run of %d failed (%s); running them one by one", len(requests), str(exc)[:200])
             for request in requests:
                 alone = _Batch(id(request), 1, locked=False)
-                alone.requests.append(request)
+                alone.take(request)
                 self._run_batch(output_names, name, alone)
             return
         with self._changed:
@@ -291,14 +291,22 @@ class BatchingSession(SessionStandIn):
 
     def _run_free(self, output_names, name: str, inputs: np.ndarray) -> list:
         """The free-batch session's run; on a GPU a lone first output comes down into page-locked memory."""
-        first = self._free.get_outputs()[0] if self._fill_up and output_names and len(output_names) == 1 else None
-        shape = (len(inputs), *first.shape[1:]) if first is not None else ()
-        if (first is None or output_names[0] != first.name or first.type != "tensor(float)"
-                or not all(isinstance(size, int) for size in shape)):
+        out = self._locked_output(output_names, len(inputs))
+        if out is None:
             return self._free.run(output_names, {name: inputs})
-        out = _host_array(shape, np.float32, locked=True)
         binding = self._free.io_binding()
         binding.bind_cpu_input(name, inputs)
-        binding.bind_output(first.name, "cpu", 0, out.dtype, out.shape, out.ctypes.data)
+        binding.bind_output(output_names[0], "cpu", 0, out.dtype, out.shape, out.ctypes.data)
         self._free.run_with_iobinding(binding)
         return [out]
+
+    def _locked_output(self, output_names, count: int) -> np.ndarray | None:
+        """Where the run asks for the first output alone, a float one of a fixed size, on a GPU: the
+        array it comes down into."""
+        if not (self._fill_up and output_names and len(output_names) == 1):
+            return None
+        first = self._free.get_outputs()[0]
+        shape = (count, *first.shape[1:])
+        if output_names[0] != first.name or first.type != "tensor(float)" or not all(isinstance(d, int) for d in shape):
+            return None
+        return _host_array(shape, np.float32, locked=True)

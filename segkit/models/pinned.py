@@ -38,9 +38,9 @@ class Blocks:
         self._free: list[tuple[int, int]] = []  # (bytes, address)
         self._lock = threading.RLock()  # a block can come back in a garbage collection that ``array`` set off
 
-    def array(self, shape: tuple) -> Optional[np.ndarray]:
-        """A uint8 array of ``shape`` in page-locked memory; None without CUDA's runtime or past the budget."""
-        runtime, size = cuda_runtime(), int(np.prod(shape))
+    def array(self, shape: tuple, dtype=np.uint8) -> Optional[np.ndarray]:
+        """An array of ``shape`` in page-locked memory; None without CUDA's runtime or past the budget."""
+        runtime, size = cuda_runtime(), int(np.prod(shape)) * np.dtype(dtype).itemsize
         if runtime is None:
             return None
         with self._lock:
@@ -57,7 +57,7 @@ class Blocks:
                 return None
         memory = (ctypes.c_uint8 * size).from_address(block[1])
         weakref.finalize(memory, self._give_back, block)
-        return np.frombuffer(memory, np.uint8).reshape(shape)
+        return np.frombuffer(memory, dtype).reshape(shape)
 
     def _give_back(self, block: tuple[int, int]) -> None:
         with self._lock:
