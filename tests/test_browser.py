@@ -159,6 +159,8 @@ def file_names(page) -> list[str]:
 
 def test_an_example_is_added_once_however_the_tabs_are_visited(page):
     """1: an example, then a visit to the webcam tab and back, used to add the photo twice."""
+    from playwright.sync_api import expect
+
     page.locator("button.gallery-item, .gallery button, [data-testid='dataset'] button").first.click()
     page.wait_for_timeout(1500)
     page.get_by_role("tab", name="Webcam / paste").click()
@@ -167,7 +169,7 @@ def test_an_example_is_added_once_however_the_tabs_are_visited(page):
     page.wait_for_timeout(1500)
     assert file_names(page) == ["astronaut.jpg"]
     press_and_wait(page)
-    assert page.locator("#results .gallery-item").count() == 1
+    expect(page.locator("#results .gallery-item")).to_have_count(1, timeout=10_000)  # the notes can come first
 
 
 def test_progress_busy_button_and_the_time_waited(page, tmp_path, photos):
@@ -225,7 +227,7 @@ def test_limits_are_shown_first_and_a_big_file_costs_only_itself(page, cat, tmp_
     upload(page, huge, cat)
     expect(page.get_by_text("huge.bmp: 27 MB is over the 25 MB limit per photo").first).to_be_visible(timeout=60_000)
     press_and_wait(page)
-    assert page.locator("#results .gallery-item").count() == 1
+    expect(page.locator("#results .gallery-item")).to_have_count(1, timeout=10_000)  # the notes can come first
 
 
 def test_on_a_phone_the_button_is_near_and_the_results_come_into_view(chromium, server, cat):
@@ -260,7 +262,7 @@ def test_a_model_that_cannot_be_fetched_is_named_briefly_and_marked(page, cat):
     expect(message).to_be_visible(timeout=60_000)
     assert "Tried:" not in message.inner_text() and "To fix" not in message.inner_text()
     expect(page.get_by_text("unavailable: no source could be reached").first).to_be_visible(timeout=30_000)
-    assert page.locator("#results .gallery-item").count() == 0  # the earlier cutout is gone
+    expect(page.locator("#results .gallery-item")).to_have_count(0, timeout=10_000)  # the earlier cutout is gone
 
 
 def test_the_model_list_shows_whole_names_and_their_state(page):
